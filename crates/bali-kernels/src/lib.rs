@@ -7,10 +7,12 @@
 //! Kernels take faer views, write into a caller-owned destination and take an explicit
 //! [`faer::Par`]; inside rayon loops pass `Par::Seq`.
 
+mod activation;
 mod ema;
 mod par;
 mod scalar;
 
+pub use activation::Activation;
 pub use ema::{gemm_ema, syrk_ema};
 pub use par::{par_for_flops, ParPolicy};
 pub use scalar::Scalar;
