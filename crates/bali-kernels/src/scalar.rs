@@ -1,8 +1,10 @@
 //! The floating-point types every BALI crate is generic over.
 
-/// `f32` or `f64`: a faer real field that is also a `num_traits::Float`.
+/// `f32` or `f64`: a faer real field that is also a `num_traits::Float`, with the crate's SIMD
+/// vector math (a sealed supertrait: no other type can implement `Scalar`).
 pub trait Scalar:
-    faer::traits::RealField
+    crate::simd::SimdReal
+    + faer::traits::RealField
     + num_traits::Float
     + num_traits::FromPrimitive
     + Copy

@@ -1,0 +1,300 @@
+//! The exact matrix-normal posterior of one layer from its (EMA) statistics
+//! (ALGORITHM.md sections 2 and 4).
+//!
+//! `Lambda_N = Lambda_0 + S~_xx`, `M_N = Lambda_N^{-1} (Lambda_0 M_0 + S~_xt)`, and
+//!
+//! - `Fixed`: `Sigma = s2 I_q`;
+//! - `Learned`: `Psi_N = Psi_0 + S~_rr + (M_N - M_0)^T Lambda_0 (M_N - M_0)`,
+//!   `nu_N = nu_0 + n~`, `Sigma = Psi_N / (nu_N - q - 1)` (requires `nu_N > q + 1`). With
+//!   `beta = 0`, `rho = 1`, `S~_rr = (T - X M_N)^T (T - X M_N)`: the residual form of
+//!   section 2, which stays positive semi-definite in floating point.
+
+use crate::check;
+use crate::error::{FactorId, MnError, Result};
+use crate::factor::{JitterPolicy, KronFactor};
+use crate::matrix_normal::MatrixNormal;
+use crate::prior::{ColCovMode, Prior};
+use crate::stats::NaturalStats;
+use bali_kernels::Scalar;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+
+/// Per-call settings of [`posterior_step`] and [`posterior_from_stats`].
+#[derive(Clone, Copy, Debug)]
+pub struct PosteriorConfig {
+    /// Layer index for error messages.
+    pub layer: Option<usize>,
+    /// Jitter retry policy for the Cholesky factors of `Lambda_N` and `Sigma`.
+    pub jitter: JitterPolicy,
+    /// Parallelism of the kernels.
+    pub par: Par,
+}
+
+impl Default for PosteriorConfig {
+    /// No layer, no jitter, sequential.
+    fn default() -> Self {
+        PosteriorConfig {
+            layer: None,
+            jitter: JitterPolicy::NONE,
+            par: Par::Seq,
+        }
+    }
+}
+
+fn check_prior_against_stats<T: Scalar>(prior: &Prior<T>, stats: &NaturalStats<T>) -> Result<()> {
+    prior.check()?;
+    check::shape(
+        "posterior (prior M_0 vs statistics)",
+        (stats.p(), stats.q()),
+        (prior.p(), prior.q()),
+    )
+}
+
+fn check_dof(layer: Option<usize>, nu_n: f64, q: usize) -> Result<()> {
+    if nu_n > q as f64 + 1.0 {
+        Ok(())
+    } else {
+        Err(MnError::DegreesOfFreedom {
+            factor: FactorId::col_cov(layer),
+            nu: nu_n,
+            q,
+        })
+    }
+}
+
+/// `Lambda_N = Lambda_0 + S~_xx` (factored) and `M_N = Lambda_N^{-1} (Lambda_0 M_0 + S~_xt)`.
+fn row_posterior<T: Scalar>(
+    prior: &Prior<T>,
+    stats: &NaturalStats<T>,
+    cfg: &PosteriorConfig,
+) -> Result<(KronFactor<T>, Mat<T>)> {
+    let mut lambda_n = stats.sxx_tilde();
+    let lambda_0 = prior.precision_sym();
+    for j in 0..lambda_n.ncols() {
+        for i in j..lambda_n.nrows() {
+            lambda_n[(i, j)] += lambda_0[(i, j)];
+        }
+    }
+    let lambda_n = KronFactor::new(
+        lambda_n,
+        FactorId::row_precision(cfg.layer),
+        cfg.jitter,
+        cfg.par,
+    )?;
+    let mut mean = stats.sxt_tilde();
+    matmul(
+        mean.as_mut(),
+        Accum::Add,
+        lambda_0.as_ref(),
+        prior.mean.as_ref(),
+        T::one(),
+        cfg.par,
+    );
+    lambda_n.solve_in_place(mean.as_mut(), cfg.par);
+    Ok((lambda_n, mean))
+}
+
+/// `Sigma = (Psi_0 + S~_rr + (M_N - M_0)^T Lambda_0 (M_N - M_0)) / (nu_0 + n~ - q - 1)`.
+fn learned_col_cov<T: Scalar>(
+    prior: &Prior<T>,
+    psi0: &Mat<T>,
+    nu0: T,
+    stats: &NaturalStats<T>,
+    mean_n: MatRef<'_, T>,
+    cfg: &PosteriorConfig,
+) -> Result<KronFactor<T>> {
+    let q = prior.q();
+    let nu_n = nu0.to_f64() + stats.n_tilde().to_f64();
+    check_dof(cfg.layer, nu_n, q)?;
+    let d = mean_n - &prior.mean;
+    let mut g = Mat::<T>::zeros(prior.p(), q);
+    matmul(
+        g.as_mut(),
+        Accum::Replace,
+        prior.precision_sym().as_ref(),
+        d.as_ref(),
+        T::one(),
+        cfg.par,
+    );
+    let mut psi_n = stats.srr_tilde();
+    matmul(
+        psi_n.as_mut(),
+        Accum::Add,
+        d.transpose(),
+        g.as_ref(),
+        T::one(),
+        cfg.par,
+    );
+    let psi0 = check::sym_from_lower(psi0.as_ref());
+    let inv_dof = T::of(1.0 / (nu_n - q as f64 - 1.0));
+    let sigma = Mat::from_fn(q, q, |i, j| {
+        // symmetric average of the lower/upper entries of D^T Lambda_0 D
+        let a = psi_n[(i.max(j), i.min(j))];
+        let b = psi_n[(i.min(j), i.max(j))];
+        let mid = T::of(0.5) * (a + b);
+        (psi0[(i, j)] + mid) * inv_dof
+    });
+    check::finite_lower(sigma.as_ref(), || {
+        format!("{} (learned)", FactorId::col_cov(cfg.layer))
+    })?;
+    KronFactor::new(sigma, FactorId::col_cov(cfg.layer), cfg.jitter, cfg.par)
+}
+
+/// One exact posterior step for a layer (ALGORITHM.md section 2 with the EMA of section 4):
+///
+/// `stats.update(X, T, rho)`; `Lambda_N = Lambda_0 + S~_xx`;
+/// `M_N = Lambda_N^{-1} (Lambda_0 M_0 + S~_xt)`; `Fixed`: `Sigma = s2 I`; `Learned`:
+/// `R = T - X M_N`, `stats.update_residual(R, rho)`,
+/// `Psi_N = Psi_0 + S~_rr + (M_N - M_0)^T Lambda_0 (M_N - M_0)`, `nu_N = nu_0 + n~`,
+/// `Sigma = Psi_N / (nu_N - q - 1)`.
+///
+/// Shapes: `X` B x p, `T` B x q, prior p x q. Cost `B p^2 + 2 B p q + p^3/3 + 2 p^2 q`
+/// (+ `2 B p q + B q^2 + 2 p^2 q + p q^2 + q^3/3` in `Learned` mode).
+///
+/// Errors: invalid input ([`MnError::ShapeMismatch`], [`MnError::NonFinite`],
+/// [`MnError::InvalidParameter`], [`MnError::DegreesOfFreedom`]) is detected before `stats`
+/// changes; a factorization failure ([`MnError::NotPositiveDefinite`] naming the layer and
+/// factor) is reported after `stats` has absorbed the batch.
+pub fn posterior_step<T: Scalar>(
+    prior: &Prior<T>,
+    stats: &mut NaturalStats<T>,
+    x: MatRef<'_, T>,
+    t: MatRef<'_, T>,
+    rho: T,
+    cfg: &PosteriorConfig,
+) -> Result<MatrixNormal<T>> {
+    check_prior_against_stats(prior, stats)?;
+    stats.check_batch(x, t, rho)?;
+    if let ColCovMode::Learned { nu0, .. } = &prior.col {
+        check_dof(
+            cfg.layer,
+            Scalar::to_f64(*nu0) + stats.n_tilde_after(x.nrows(), rho),
+            prior.q(),
+        )?;
+    }
+    stats.update(x, t, rho, cfg.par)?;
+    let (lambda_n, mean_n) = row_posterior(prior, stats, cfg)?;
+    let col_cov = match &prior.col {
+        ColCovMode::Fixed { s2 } => {
+            KronFactor::try_identity_scaled(prior.q(), *s2, FactorId::col_cov(cfg.layer))?
+        }
+        ColCovMode::Learned { psi0, nu0 } => {
+            let mut r = t.to_owned();
+            matmul(
+                r.as_mut(),
+                Accum::Add,
+                x,
+                mean_n.as_ref(),
+                -T::one(),
+                cfg.par,
+            );
+            stats.update_residual(r.as_ref(), rho, cfg.par)?;
+            learned_col_cov(prior, psi0, *nu0, stats, mean_n.as_ref(), cfg)?
+        }
+    };
+    MatrixNormal::new(mean_n, lambda_n, col_cov)
+}
+
+/// The posterior from statistics already accumulated (no update): as [`posterior_step`]
+/// without the two `stats` updates; `Learned` mode uses `S~_rr` as it is.
+pub fn posterior_from_stats<T: Scalar>(
+    prior: &Prior<T>,
+    stats: &NaturalStats<T>,
+    cfg: &PosteriorConfig,
+) -> Result<MatrixNormal<T>> {
+    check_prior_against_stats(prior, stats)?;
+    let (lambda_n, mean_n) = row_posterior(prior, stats, cfg)?;
+    let col_cov = match &prior.col {
+        ColCovMode::Fixed { s2 } => {
+            KronFactor::try_identity_scaled(prior.q(), *s2, FactorId::col_cov(cfg.layer))?
+        }
+        ColCovMode::Learned { psi0, nu0 } => {
+            learned_col_cov(prior, psi0, *nu0, stats, mean_n.as_ref(), cfg)?
+        }
+    };
+    MatrixNormal::new(mean_n, lambda_n, col_cov)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_one_dimensional_closed_form() {
+        // p = q = 1: Lambda_N = lambda + sum x^2, M_N = sum x t / Lambda_N.
+        let x = Mat::<f64>::from_fn(3, 1, |i, _| 1.0 + i as f64);
+        let t = Mat::<f64>::from_fn(3, 1, |i, _| 2.0 - i as f64);
+        let prior = Prior::isotropic(1, 1, 0.5, ColCovMode::Fixed { s2: 0.25 });
+        let mut stats = NaturalStats::new(1, 1, 0.0).unwrap();
+        let mn = posterior_step(
+            &prior,
+            &mut stats,
+            x.as_ref(),
+            t.as_ref(),
+            1.0,
+            &Default::default(),
+        )
+        .unwrap();
+        let lam = 0.5 + 1.0 + 4.0 + 9.0;
+        assert!((mn.row_precision.matrix()[(0, 0)] - lam).abs() < 1e-12);
+        assert!((mn.mean[(0, 0)] - (2.0 + 2.0 + 0.0) / lam).abs() < 1e-12);
+        assert_eq!(mn.col_cov.matrix()[(0, 0)], 0.25);
+    }
+
+    #[test]
+    fn learned_one_dimensional_closed_form() {
+        let x = Mat::<f64>::from_fn(4, 1, |i, _| i as f64 - 1.5);
+        let t = Mat::<f64>::from_fn(4, 1, |i, _| (i * i) as f64);
+        let prior = Prior::isotropic(1, 1, 1.0, ColCovMode::learned_isotropic(1, 3.0, 0.5));
+        let mut stats = NaturalStats::new(1, 1, 0.0).unwrap();
+        let mn = posterior_step(
+            &prior,
+            &mut stats,
+            x.as_ref(),
+            t.as_ref(),
+            1.0,
+            &Default::default(),
+        )
+        .unwrap();
+        let m = mn.mean[(0, 0)];
+        let rss: f64 = (0..4).map(|i| (t[(i, 0)] - x[(i, 0)] * m).powi(2)).sum();
+        let psi = 1.5 + rss + m * m;
+        let expect = psi / (3.0 + 4.0 - 1.0 - 1.0);
+        assert!((mn.col_cov.matrix()[(0, 0)] - expect).abs() < 1e-12);
+    }
+
+    #[test]
+    fn degrees_of_freedom_checked_before_update() {
+        let prior = Prior::<f64>::isotropic(2, 3, 1.0, ColCovMode::learned_isotropic(3, 1.0, 1.0));
+        let mut stats = NaturalStats::new(2, 3, 0.0).unwrap();
+        let x = Mat::<f64>::ones(2, 2);
+        let t = Mat::<f64>::ones(2, 3);
+        // nu_N = 1 + 2 = 3 <= q + 1 = 4
+        let cfg = PosteriorConfig {
+            layer: Some(4),
+            ..Default::default()
+        };
+        match posterior_step(&prior, &mut stats, x.as_ref(), t.as_ref(), 1.0, &cfg) {
+            Err(MnError::DegreesOfFreedom { factor, nu, q }) => {
+                assert_eq!(factor, FactorId::col_cov(Some(4)));
+                assert_eq!((nu, q), (3.0, 3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(stats.step, 0);
+        assert!(matches!(
+            posterior_from_stats(&prior, &stats, &cfg),
+            Err(MnError::DegreesOfFreedom { .. })
+        ));
+    }
+
+    #[test]
+    fn prior_shape_must_match_stats() {
+        let prior = Prior::<f64>::isotropic(2, 3, 1.0, ColCovMode::Fixed { s2: 1.0 });
+        let stats = NaturalStats::new(3, 3, 0.0).unwrap();
+        assert!(matches!(
+            posterior_from_stats(&prior, &stats, &Default::default()),
+            Err(MnError::ShapeMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,200 @@
+//! The `bali` command line: argument types (clap derive) and their dispatch.
+//!
+//! ```text
+//! bali verify dense [--p P --q Q --n N --seed S --samples K]
+//! bali bench kron   [--threads T] [--dtype f64|f32] [--json] [--quick] [--ops a,b] [--repeats R]
+//! ```
+//!
+//! Each subcommand is an enum variant, so new ones (`fit`, `uci`, `bench train`) slot in
+//! beside the existing ones. [`run`] writes to a caller-supplied writer and returns every
+//! failure as a [`CliError`] value; the binary turns that into a message and an exit code.
+
+pub mod bench_kron;
+pub mod verify;
+
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Command-line interface of the `bali` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bali",
+    version,
+    about = "BALI: Bayesian neural networks by exact layerwise inference"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the Kronecker-factored algebra against a dense reference.
+    Verify(VerifyArgs),
+    /// Throughput benchmarks.
+    Bench(BenchArgs),
+}
+
+/// `bali verify ...`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// What to verify.
+    #[command(subcommand)]
+    pub command: VerifyCommand,
+}
+
+/// Subcommands of `bali verify`.
+#[derive(Debug, Subcommand)]
+pub enum VerifyCommand {
+    /// Learned-Sigma posterior of a random problem, Kronecker form against the dense
+    /// pq x pq vec form: mean, covariance, log-determinant, log-density, KL, solve and
+    /// the sampled covariance.
+    Dense(verify::VerifyDenseArgs),
+}
+
+/// `bali bench ...`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// Subcommands of `bali bench`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Kronecker-inversion throughput: Cholesky, Kronecker solves, dense reference solve,
+    /// SYRK EMA and matrix-normal sampling, in seconds and GFLOP/s.
+    Kron(bench_kron::BenchKronArgs),
+}
+
+/// Everything a `bali` subcommand can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Failure inside the matrix-normal algebra (names the factor and shape).
+    #[error(transparent)]
+    Algebra(#[from] bali_mn::MnError),
+    /// Writing the output failed (e.g. a closed pipe).
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+    /// Serializing a result line failed.
+    #[error("serializing a result as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The rayon thread pool could not be built.
+    #[error("building a rayon pool of {threads} threads: {reason}")]
+    ThreadPool {
+        /// Requested number of threads.
+        threads: usize,
+        /// The builder's message.
+        reason: String,
+    },
+    /// An option outside its valid range.
+    #[error("invalid option --{name} = {value}: {reason}")]
+    InvalidOption {
+        /// Option name (without dashes).
+        name: &'static str,
+        /// Offending value.
+        value: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// `bali verify` found a relative error above its tolerance.
+    #[error("verification failed: {what} relative error {value:.3e} exceeds tolerance {tol:.1e}")]
+    VerificationFailed {
+        /// The quantity that failed.
+        what: &'static str,
+        /// Its relative error.
+        value: f64,
+        /// The tolerance it was held to.
+        tol: f64,
+    },
+}
+
+/// Runs one parsed command line, writing its report to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Verify(v) => match v.command {
+            VerifyCommand::Dense(args) => verify::run_dense(&args, out),
+        },
+        Command::Bench(b) => match b.command {
+            BenchCommand::Kron(args) => bench_kron::run(&args, out),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_bench_kron_options() {
+        let cli = Cli::try_parse_from([
+            "bali",
+            "bench",
+            "kron",
+            "--threads",
+            "2",
+            "--dtype",
+            "f32",
+            "--json",
+            "--ops",
+            "potrf,kron_solve",
+            "--repeats",
+            "7",
+        ])
+        .expect("valid command line");
+        let Command::Bench(BenchArgs {
+            command: BenchCommand::Kron(args),
+        }) = cli.command
+        else {
+            panic!("expected bench kron, got {:?}", cli.command);
+        };
+        assert_eq!(args.threads, 2);
+        assert_eq!(args.dtype, bench_kron::Dtype::F32);
+        assert!(args.json);
+        assert!(!args.quick);
+        assert_eq!(args.repeats, 7);
+        assert_eq!(
+            args.ops,
+            Some(vec![bench_kron::Op::Potrf, bench_kron::Op::KronSolve])
+        );
+    }
+
+    #[test]
+    fn parses_verify_dense_defaults() {
+        let cli = Cli::try_parse_from(["bali", "verify", "dense", "--p", "7"]).expect("valid");
+        let Command::Verify(VerifyArgs {
+            command: VerifyCommand::Dense(args),
+        }) = cli.command
+        else {
+            panic!("expected verify dense, got {:?}", cli.command);
+        };
+        assert_eq!(args.p, 7);
+        assert_eq!(args.q, 10);
+        assert_eq!(args.n, 200);
+        assert_eq!(args.seed, 0);
+    }
+
+    #[test]
+    fn rejects_bad_user_input_without_panicking() {
+        for argv in [
+            &["bali", "bench", "kron", "--threads", "0"][..],
+            &["bali", "bench", "kron", "--dtype", "f16"][..],
+            &["bali", "bench", "kron", "--ops", "potrf,gemm"][..],
+            &["bali", "verify", "dense", "--p", "-3"][..],
+            &["bali", "verify", "dense", "--samples", "1"][..],
+            &["bali", "frobnicate"][..],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "accepted {argv:?}");
+        }
+    }
+}

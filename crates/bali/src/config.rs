@@ -1,0 +1,225 @@
+//! Options of the BALI training loop (ALGORITHM.md section 5).
+
+use bali_kernels::Activation;
+use bali_mn::JitterPolicy;
+
+/// Which pseudo-target formulation to run (ALGORITHM.md section 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Formulation {
+    /// 3.1: all layers from one forward and one backward pass, `T_l = H_l - alpha_l G_l`,
+    /// prior `M_0 = 0`, `Lambda_0 = lambda I`.
+    Paper,
+    /// 3.2 (default): output layer first, Gauss-Newton-preconditioned hidden targets,
+    /// proximal prior.
+    #[default]
+    Improved,
+}
+
+impl std::str::FromStr for Formulation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "paper" | "Paper" => Ok(Formulation::Paper),
+            "improved" | "Improved" => Ok(Formulation::Improved),
+            _ => Err(format!("unknown formulation `{s}` (expected paper or improved)")),
+        }
+    }
+}
+
+/// Hidden-layer preconditioner of the `Improved` formulation (ALGORITHM.md 3.2, step 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Preconditioner {
+    /// `T_l = H_l - alpha G_l D_l^{-1}` with the damped Kronecker curvature factor `D_l`.
+    #[default]
+    Kfac,
+    /// `T_l = H_l - alpha G_l / ((1 + gamma) tr C~_l / q_l)`.
+    Scalar,
+}
+
+impl std::str::FromStr for Preconditioner {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kfac" | "Kfac" => Ok(Preconditioner::Kfac),
+            "scalar" | "Scalar" => Ok(Preconditioner::Scalar),
+            _ => Err(format!("unknown preconditioner `{s}` (expected kfac or scalar)")),
+        }
+    }
+}
+
+/// Column-covariance model `Sigma_l` of a layer (ALGORITHM.md section 2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SigmaSpec {
+    /// `Sigma = s2 I_q`.
+    Fixed { s2: f64 },
+    /// Matrix-normal inverse-Wishart with `nu_0 = q + nu0_extra`, `Psi_0 = nu_0 s0_sq I_q`.
+    Learned { nu0_extra: f64, s0_sq: f64 },
+}
+
+/// The output layer's likelihood.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Task {
+    /// Gaussian regression, `p(y|f) = N(y; f, sigma^2 I)`.
+    #[default]
+    Regression,
+}
+
+/// Every option of ALGORITHM.md section 5. `Default` gives the regression defaults of 3.2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaliConfig {
+    /// `Paper` or `Improved` (default).
+    pub formulation: Formulation,
+    /// `Kfac` (default) or `Scalar` hidden preconditioner (`Improved` only).
+    pub preconditioner: Preconditioner,
+    /// Step size of the output layer's pseudo-targets where they are not exact
+    /// (classification); for regression the output targets are `Y`.
+    pub alpha: f64,
+    /// Step size `alpha` of the hidden pseudo-targets (`None`: same as `alpha`).
+    pub alpha_hidden: Option<f64>,
+    /// Relative damping `gamma` of the curvature factor.
+    pub gamma: f64,
+    /// Absolute damping floor (fraction of `tr C_l / q` at step 1, frozen); 0 disables it.
+    pub floor: f64,
+    /// EMA forgetting factor; `None` picks 0 for full batch and `1 - B/N` for mini-batches.
+    pub beta: Option<f64>,
+    /// Hidden prior precision (`Improved`: proximal strength) `lambda`.
+    pub lambda: f64,
+    /// Output-layer prior precision `lambda_out`.
+    pub lambda_out: f64,
+    /// Weight decay `wd` of the hidden prior (`Improved`; the bias row is not shrunk).
+    pub wd: f64,
+    /// Column covariance of the hidden layers.
+    pub hidden_sigma: SigmaSpec,
+    /// Column covariance of the output layer.
+    pub output_sigma: SigmaSpec,
+    /// Mini-batch size (`None`: full batch).
+    pub batch_size: Option<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Seed of initialisation, batch order and sampling.
+    pub seed: u64,
+    /// Threads available to the dense kernels (parallelism is chosen by problem size).
+    pub threads: usize,
+    /// Refresh the Cholesky factors of `Lambda_N` and `D_l` every `k` steps (1: every step).
+    pub refresh_every: usize,
+    /// Jitter retry allowed when a factor is not positive definite (reported, never hidden).
+    pub jitter: JitterPolicy,
+    /// Likelihood of the output layer.
+    pub task: Task,
+}
+
+impl Default for BaliConfig {
+    fn default() -> Self {
+        BaliConfig {
+            formulation: Formulation::Improved,
+            preconditioner: Preconditioner::Kfac,
+            alpha: 0.5,
+            alpha_hidden: None,
+            gamma: 0.01,
+            floor: 0.0,
+            beta: None,
+            lambda: 1.0,
+            lambda_out: 1.0,
+            wd: 0.0,
+            hidden_sigma: SigmaSpec::Learned {
+                nu0_extra: 2.0,
+                s0_sq: 1e-6,
+            },
+            output_sigma: SigmaSpec::Learned {
+                nu0_extra: 2.0,
+                s0_sq: 1e-6,
+            },
+            batch_size: None,
+            activation: Activation::Relu,
+            seed: 0,
+            threads: 1,
+            refresh_every: 1,
+            jitter: JitterPolicy::NONE,
+            task: Task::Regression,
+        }
+    }
+}
+
+impl BaliConfig {
+    /// The literal formulation of 3.1 with `alpha` for the hidden targets.
+    pub fn paper() -> Self {
+        BaliConfig {
+            formulation: Formulation::Paper,
+            ..BaliConfig::default()
+        }
+    }
+
+    /// Step size of the hidden pseudo-targets.
+    pub fn hidden_alpha(&self) -> f64 {
+        self.alpha_hidden.unwrap_or(self.alpha)
+    }
+
+    /// Forgetting factor for `n` training rows and batch size `b`.
+    pub fn beta_for(&self, n: usize, b: usize) -> f64 {
+        match self.beta {
+            Some(beta) => beta,
+            None if b >= n => 0.0,
+            None => 1.0 - b as f64 / n as f64,
+        }
+    }
+
+    /// Checks ranges; the error names the option and why it is rejected.
+    pub fn validate(&self) -> Result<(), crate::BaliError> {
+        let bad = |name: &'static str, value: f64, reason: &'static str| {
+            Err(crate::BaliError::InvalidOption {
+                name,
+                value: value.to_string(),
+                reason,
+            })
+        };
+        let pos = |name, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                bad(name, v, "must be finite and > 0")
+            }
+        };
+        pos("alpha", self.alpha)?;
+        pos("alpha_hidden", self.hidden_alpha())?;
+        pos("lambda", self.lambda)?;
+        pos("lambda_out", self.lambda_out)?;
+        if !(self.gamma.is_finite() && self.gamma >= 0.0) {
+            return bad("gamma", self.gamma, "must be finite and >= 0");
+        }
+        if !(self.floor.is_finite() && self.floor >= 0.0) {
+            return bad("floor", self.floor, "must be finite and >= 0");
+        }
+        if !(self.wd.is_finite() && self.wd >= 0.0) {
+            return bad("wd", self.wd, "must be finite and >= 0");
+        }
+        if let Some(beta) = self.beta {
+            if !(0.0..1.0).contains(&beta) {
+                return bad("beta", beta, "must lie in [0, 1)");
+            }
+        }
+        if self.batch_size == Some(0) {
+            return bad("batch_size", 0.0, "must be >= 1");
+        }
+        if self.refresh_every == 0 {
+            return bad("refresh_every", 0.0, "must be >= 1");
+        }
+        if self.threads == 0 {
+            return bad("threads", 0.0, "must be >= 1");
+        }
+        for (name, s) in [
+            ("hidden_sigma", self.hidden_sigma),
+            ("output_sigma", self.output_sigma),
+        ] {
+            match s {
+                SigmaSpec::Fixed { s2 } => pos(name, s2)?,
+                SigmaSpec::Learned { nu0_extra, s0_sq } => {
+                    if !(nu0_extra.is_finite() && nu0_extra > 1.0) {
+                        return bad(name, nu0_extra, "nu0 - q must be > 1");
+                    }
+                    pos(name, s0_sq)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

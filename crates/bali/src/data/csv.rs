@@ -1,0 +1,279 @@
+//! Reader for delimited text with a header line (CSV).
+//!
+//! * The first non-blank line names the columns. The delimiter is the most frequent of
+//!   `,`, `;` and tab outside quotes on that line (comma on a tie).
+//! * Fields may be quoted with `"` (a doubled `""` inside quotes is one quote); blanks around
+//!   fields, a UTF-8 byte-order mark and `\r\n` line ends are accepted; blank lines are skipped.
+//! * The target column is chosen by header name (exact, then case-insensitive) or by 0-based
+//!   index. Every other column that holds numbers is a feature; a column in which no cell is a
+//!   number (a text label, an id) is left out and listed in [`Dataset::skipped_columns`].
+//! * In a numeric column, a cell that is not a finite number is an error naming the 1-based
+//!   line and the column's number and header name.
+
+use std::path::Path;
+
+use faer::Mat;
+
+use super::{parse_cell, read_text, DataError, Dataset};
+
+/// Reads a CSV file; `target` is a header name or a 0-based column index.
+pub fn load_csv(path: &Path, target: &str) -> Result<Dataset, DataError> {
+    let text = read_text(path)?;
+    parse_csv(&text, path, target)
+}
+
+/// Parses CSV `text`; `source` is only used to name the origin in errors.
+pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Err(DataError::Empty {
+            path: source.to_path_buf(),
+        });
+    };
+    let delim = detect_delimiter(header);
+    let names = split_fields(header, delim);
+    let ncols = names.len();
+
+    let target_col = find_column(&names, target).ok_or_else(|| DataError::UnknownColumn {
+        path: source.to_path_buf(),
+        target: target.to_string(),
+        available: names.join(", "),
+    })?;
+
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    for (line_no, line) in lines {
+        let fields = split_fields(line, delim);
+        if fields.len() != ncols {
+            return Err(DataError::RaggedRow {
+                path: source.to_path_buf(),
+                line: line_no,
+                expected: ncols,
+                found: fields.len(),
+            });
+        }
+        rows.push((line_no, fields));
+    }
+    if rows.is_empty() {
+        return Err(DataError::Empty {
+            path: source.to_path_buf(),
+        });
+    }
+
+    // A column is numeric when at least one of its cells reads as a number.
+    let numeric: Vec<bool> = (0..ncols)
+        .map(|j| rows.iter().any(|(_, f)| f[j].parse::<f64>().is_ok()))
+        .collect();
+    if !numeric[target_col] {
+        return Err(DataError::NonNumericTarget {
+            path: source.to_path_buf(),
+            target: names[target_col].clone(),
+        });
+    }
+    let feature_cols: Vec<usize> = (0..ncols)
+        .filter(|&j| j != target_col && numeric[j])
+        .collect();
+    if feature_cols.is_empty() {
+        return Err(DataError::NoFeatures {
+            path: source.to_path_buf(),
+            target: names[target_col].clone(),
+        });
+    }
+
+    let n = rows.len();
+    let d = feature_cols.len();
+    let mut xs = Vec::with_capacity(n * d);
+    let mut ys = Vec::with_capacity(n);
+    for (line_no, fields) in &rows {
+        for (j, cell) in fields.iter().enumerate() {
+            if !numeric[j] {
+                continue;
+            }
+            let v = parse_cell(cell, source, *line_no, j + 1, &names[j])?;
+            if j == target_col {
+                ys.push(v);
+            } else {
+                xs.push(v);
+            }
+        }
+    }
+    Ok(Dataset {
+        x: Mat::from_fn(n, d, |i, j| xs[i * d + j]),
+        y: Mat::from_fn(n, 1, |i, _| ys[i]),
+        feature_names: feature_cols.iter().map(|&j| names[j].clone()).collect(),
+        target_name: names[target_col].clone(),
+        skipped_columns: (0..ncols)
+            .filter(|&j| !numeric[j])
+            .map(|j| names[j].clone())
+            .collect(),
+    })
+}
+
+/// The column named `target` (exact, then ASCII case-insensitive), else `target` read as a
+/// 0-based index.
+fn find_column(names: &[String], target: &str) -> Option<usize> {
+    let t = target.trim();
+    names
+        .iter()
+        .position(|n| n == t)
+        .or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(t)))
+        .or_else(|| t.parse::<usize>().ok().filter(|&j| j < names.len()))
+}
+
+/// The most frequent of `,`, `;`, tab outside quotes in `header` (comma on ties or none).
+fn detect_delimiter(header: &str) -> char {
+    let mut counts = [(',', 0usize), (';', 0), ('\t', 0)];
+    let mut in_quotes = false;
+    for c in header.chars() {
+        if c == '"' {
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            for (d, k) in counts.iter_mut() {
+                if c == *d {
+                    *k += 1;
+                }
+            }
+        }
+    }
+    let mut best = counts[0];
+    for &cand in &counts[1..] {
+        if cand.1 > best.1 {
+            best = cand;
+        }
+    }
+    best.0
+}
+
+/// Splits one line at `delim` outside quotes; unquotes and trims each field.
+fn split_fields(line: &str, delim: char) -> Vec<String> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut in_quotes = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    field.push('"');
+                    chars.next();
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field.push(c);
+            }
+        } else if c == '"' && field.trim().is_empty() {
+            field.clear();
+            in_quotes = true;
+        } else if c == delim {
+            fields.push(field.trim().to_string());
+            field.clear();
+        } else {
+            field.push(c);
+        }
+    }
+    fields.push(field.trim().to_string());
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> &'static Path {
+        Path::new("toy.csv")
+    }
+
+    #[test]
+    fn comma_with_quotes_and_text_column() {
+        let text = "\u{feff}\"a\", b ,name,\"the y\"\r\n1, 2,x,3\r\n\r\n4,5e-1,\"y, z\",6\r\n";
+        let d = parse_csv(text, p(), "the y").unwrap();
+        assert_eq!(d.feature_names, vec!["a", "b"]);
+        assert_eq!(d.target_name, "the y");
+        assert_eq!(d.skipped_columns, vec!["name"]);
+        assert_eq!((d.x.nrows(), d.x.ncols()), (2, 2));
+        assert_eq!(d.x[(1, 1)], 0.5);
+        assert_eq!(d.y[(1, 0)], 6.0);
+    }
+
+    #[test]
+    fn semicolon_and_tab_are_detected_and_index_selects_target() {
+        let d = parse_csv("a;b;c\n1;2;3\n", p(), "0").unwrap();
+        assert_eq!(d.target_name, "a");
+        assert_eq!(d.feature_names, vec!["b", "c"]);
+        assert_eq!(d.y[(0, 0)], 1.0);
+        let d = parse_csv("a\tb\n1.5\t2\n", p(), "B").unwrap();
+        assert_eq!(d.target_name, "b");
+        assert_eq!(d.x[(0, 0)], 1.5);
+    }
+
+    #[test]
+    fn malformed_cell_reports_line_and_column_name() {
+        let err = parse_csv("a,b,y\n1,2,3\n4,oops,6\n", p(), "y").unwrap_err();
+        match &err {
+            DataError::BadNumber {
+                line,
+                column,
+                name,
+                token,
+                ..
+            } => {
+                assert_eq!((*line, *column), (3, 2));
+                assert_eq!((name.as_str(), token.as_str()), ("b", "oops"));
+            }
+            other => panic!("unexpected error {other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("toy.csv:3: column 2 (\"b\")"), "{msg}");
+    }
+
+    #[test]
+    fn structural_errors() {
+        assert!(matches!(
+            parse_csv("a,b,y\n1,2\n", p(), "y"),
+            Err(DataError::RaggedRow {
+                line: 2,
+                expected: 3,
+                found: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_csv("a,b\n1,2\n", p(), "zz"),
+            Err(DataError::UnknownColumn { .. })
+        ));
+        assert!(matches!(
+            parse_csv("a,y\nx,u\n", p(), "y"),
+            Err(DataError::NonNumericTarget { .. })
+        ));
+        assert!(matches!(
+            parse_csv("a,y\nx,1\n", p(), "y"),
+            Err(DataError::NoFeatures { .. })
+        ));
+        assert!(matches!(
+            parse_csv("a,y\n", p(), "y"),
+            Err(DataError::Empty { .. })
+        ));
+        assert!(matches!(
+            parse_csv("a,y\n1,inf\n", p(), "y"),
+            Err(DataError::NonFinite {
+                line: 2,
+                column: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_csv("a,y\n1,2\n3,\n", p(), "y"),
+            Err(DataError::BadNumber {
+                line: 3,
+                column: 2,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,453 @@
+//! The held-out protocol shared by `bali uci` and `bali fit` (ALGORITHM.md sections 6 and 9):
+//! choose options, iterations and the predictive noise on a validation carve of the training
+//! split only, retrain on the whole training split, evaluate on the test split.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use faer::{Mat, MatRef};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use crate::config::BaliConfig;
+use crate::error::{BaliError, Result};
+use crate::map::{MapConfig, MapNet};
+use crate::metrics;
+use crate::predict::{Ensemble, PredictMode};
+use crate::train::Bali;
+
+/// A training method with its options.
+#[derive(Clone, Debug)]
+pub enum Method {
+    /// BALI (either formulation).
+    Bali(BaliConfig),
+    /// The MAP network trained by Adam.
+    Map(MapConfig),
+}
+
+impl Method {
+    fn with_seed(&self, seed: u64) -> Method {
+        match self {
+            Method::Bali(c) => Method::Bali(BaliConfig {
+                seed,
+                ..c.clone()
+            }),
+            Method::Map(c) => Method::Map(MapConfig {
+                seed,
+                ..c.clone()
+            }),
+        }
+    }
+
+    fn build(&self, dims: &[usize], n: usize) -> Result<Member> {
+        Ok(match self {
+            Method::Bali(c) => Member::Bali(Box::new(Bali::new(dims.to_vec(), c.clone(), n)?)),
+            Method::Map(c) => Member::Map(Box::new(MapNet::new(dims.to_vec(), c.clone())?)),
+        })
+    }
+
+    /// Short description of the options (for logs and JSON).
+    pub fn label(&self) -> String {
+        match self {
+            Method::Bali(c) => format!(
+                "{:?}/{:?} alpha={} gamma={} wd={} batch={}",
+                c.formulation,
+                c.preconditioner,
+                c.hidden_alpha(),
+                c.gamma,
+                c.wd,
+                c.batch_size.map_or("full".to_string(), |b| b.to_string())
+            ),
+            Method::Map(c) => format!(
+                "Adam lr={} wd={} batch={}",
+                c.lr,
+                c.weight_decay,
+                c.batch_size.map_or("full".to_string(), |b| b.to_string())
+            ),
+        }
+    }
+}
+
+/// One trained network of an ensemble.
+#[derive(Clone, Debug)]
+enum Member {
+    Bali(Box<Bali<f64>>),
+    Map(Box<MapNet<f64>>),
+}
+
+impl Member {
+    fn steps(&self) -> u64 {
+        match self {
+            Member::Bali(m) => m.steps(),
+            Member::Map(m) => m.steps(),
+        }
+    }
+
+    /// Trains until `target` steps are done.
+    fn advance_to(&mut self, x: MatRef<'_, f64>, y: MatRef<'_, f64>, target: u64) -> Result<()> {
+        let todo = target.saturating_sub(self.steps()) as usize;
+        if todo == 0 {
+            return Ok(());
+        }
+        match self {
+            Member::Bali(m) => m.fit(x, y, todo, |_, _| ControlFlow::Continue(())),
+            Member::Map(m) => m.fit(x, y, todo, |_| ControlFlow::Continue(())),
+        }
+    }
+
+    fn samples(&self, x: MatRef<'_, f64>, s: usize, seed: u64) -> Result<Vec<Mat<f64>>> {
+        match self {
+            Member::Bali(m) => {
+                let mut rng = StdRng::seed_from_u64(seed);
+                m.predict_samples(x, s, PredictMode::Weights, &mut rng)
+            }
+            Member::Map(m) => Ok(vec![m.predict(x)?]),
+        }
+    }
+}
+
+/// Options of the held-out protocol.
+#[derive(Clone, Debug)]
+pub struct ProtocolOptions {
+    /// Ensemble size K (independently seeded members, equal mixture).
+    pub members: usize,
+    /// Predictive samples S of the whole mixture (S / K per member; MAP members give one).
+    pub samples: usize,
+    /// Largest iteration count considered.
+    pub max_iterations: usize,
+    /// Stop after this many checkpoints without held-out improvement.
+    pub patience: usize,
+    /// Fraction of the training split used for training during selection.
+    pub carve: f64,
+    /// Threads for training ensemble members side by side.
+    pub threads: usize,
+    /// Base seed (members use `seed + m`).
+    pub seed: u64,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        ProtocolOptions {
+            members: 1,
+            samples: 100,
+            max_iterations: 1000,
+            patience: 2,
+            carve: 0.8,
+            threads: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// Iteration checkpoints: 1, 2, 3, 5, 7, 10, 14, 20, ... (about x1.4 each) up to `max`.
+pub fn checkpoints(max: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut c = 1.0f64;
+    while (c.round() as usize) <= max {
+        let v = c.round() as usize;
+        if out.last() != Some(&v) {
+            out.push(v);
+        }
+        c *= 1.4;
+    }
+    if out.last() != Some(&max) && max > 0 {
+        out.push(max);
+    }
+    out
+}
+
+/// Held-out quality of an ensemble at one checkpoint.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Checkpoint {
+    /// Training iterations done.
+    pub iterations: usize,
+    /// Mean held-out log-likelihood (standardized units) at the best `sigma^2`.
+    pub valid_ll: f64,
+    /// Held-out RMSE of the predictive mean (standardized units).
+    pub valid_rmse: f64,
+    /// Chosen predictive noise variance (standardized units).
+    pub sigma2: f64,
+}
+
+/// Result of a selection run on the validation carve.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// The best checkpoint.
+    pub best: Checkpoint,
+    /// Every checkpoint evaluated, in order.
+    pub curve: Vec<Checkpoint>,
+}
+
+/// Predictive mean of a set of samples (n x 1 each).
+pub fn predictive_mean(samples: &[Mat<f64>]) -> Mat<f64> {
+    let n = samples.first().map_or(0, |s| s.nrows());
+    let inv = 1.0 / samples.len().max(1) as f64;
+    Mat::from_fn(n, 1, |i, _| samples.iter().map(|s| s[(i, 0)]).sum::<f64>() * inv)
+}
+
+/// Held-out log-likelihood at the best predictive `sigma^2` (1-D search over `log sigma^2`).
+pub fn calibrate_sigma2(samples: &[Mat<f64>], y: MatRef<'_, f64>) -> (f64, f64) {
+    let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
+    let mean_ll = |log_s2: f64| {
+        let ll = metrics::gaussian_mixture_log_lik(&refs, log_s2.exp(), y, 1.0);
+        ll.iter().sum::<f64>() / ll.len().max(1) as f64
+    };
+    let log_s2 = metrics::optimize_log_sigma2(mean_ll, (1e-6f64).ln(), (10.0f64).ln());
+    (log_s2.exp(), mean_ll(log_s2))
+}
+
+struct Ensemble64 {
+    members: Vec<Member>,
+}
+
+impl Ensemble64 {
+    fn new(method: &Method, dims: &[usize], n: usize, k: usize, seed: u64) -> Result<Self> {
+        let members = (0..k)
+            .map(|m| method.with_seed(seed + m as u64).build(dims, n))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Ensemble64 { members })
+    }
+
+    fn advance_to(
+        &mut self,
+        x: MatRef<'_, f64>,
+        y: MatRef<'_, f64>,
+        target: u64,
+        threads: usize,
+    ) -> Result<()> {
+        if threads > 1 && self.members.len() > 1 {
+            self.members
+                .par_iter_mut()
+                .map(|m| m.advance_to(x, y, target))
+                .collect::<Result<Vec<()>>>()?;
+        } else {
+            for m in &mut self.members {
+                m.advance_to(x, y, target)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn samples(&self, x: MatRef<'_, f64>, s: usize, seed: u64) -> Result<Vec<Mat<f64>>> {
+        let per = s.div_ceil(self.members.len().max(1)).max(1);
+        let mut all = Vec::new();
+        for (m, member) in self.members.iter().enumerate() {
+            all.extend(member.samples(x, per, seed.wrapping_add(1000 * m as u64 + 17))?);
+        }
+        Ok(all)
+    }
+}
+
+/// Trains `options.members` networks on `(x_train, y_train)` and evaluates the mixture on
+/// `(x_valid, y_valid)` at [`checkpoints`], choosing `sigma^2` at each; stops after
+/// `patience` checkpoints without improvement. All data standardized.
+pub fn select_iterations(
+    method: &Method,
+    dims: &[usize],
+    train: (MatRef<'_, f64>, MatRef<'_, f64>),
+    valid: (MatRef<'_, f64>, MatRef<'_, f64>),
+    options: &ProtocolOptions,
+    members: usize,
+) -> Result<Selection> {
+    let (x, y) = train;
+    let (xv, yv) = valid;
+    let mut ens = Ensemble64::new(method, dims, x.nrows(), members, options.seed)?;
+    let mut curve: Vec<Checkpoint> = Vec::new();
+    let mut best: Option<Checkpoint> = None;
+    let mut since_best = 0;
+    for c in checkpoints(options.max_iterations) {
+        match ens.advance_to(x, y, c as u64, options.threads) {
+            Ok(()) => {}
+            // A diverged run ends the search; the best checkpoint so far stands.
+            Err(BaliError::NonFinite { .. }) | Err(BaliError::Algebra(_)) if best.is_some() => {
+                break
+            }
+            Err(e) => return Err(e),
+        }
+        let samples = ens.samples(xv, options.samples, options.seed ^ 0xA5A5)?;
+        let (sigma2, valid_ll) = calibrate_sigma2(&samples, yv);
+        let mean = predictive_mean(&samples);
+        let valid_rmse = metrics::rmse(mean.as_ref(), yv);
+        let cp = Checkpoint {
+            iterations: c,
+            valid_ll,
+            valid_rmse,
+            sigma2,
+        };
+        curve.push(cp);
+        if best.is_none_or(|b| valid_ll > b.valid_ll) {
+            best = Some(cp);
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= options.patience {
+                break;
+            }
+        }
+    }
+    let best = best.ok_or(BaliError::InvalidOption {
+        name: "max_iterations",
+        value: options.max_iterations.to_string(),
+        reason: "must be >= 1",
+    })?;
+    Ok(Selection { best, curve })
+}
+
+/// Test-split figures of one trained ensemble.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TestResult {
+    /// Mean test log-likelihood in original units.
+    pub test_ll: f64,
+    /// Test RMSE of the predictive mean in original units.
+    pub rmse: f64,
+    /// Coverage of the central 50/90/95% predictive intervals.
+    pub coverage: [f64; 3],
+    /// Predictive noise variance used (standardized units).
+    pub sigma2: f64,
+    /// Iterations trained.
+    pub iterations: usize,
+    /// Held-out log-likelihood of the chosen checkpoint (standardized units).
+    pub valid_ll: f64,
+    /// Description of the chosen options.
+    pub options: String,
+    /// Wall-clock seconds of selection, retraining and evaluation.
+    pub seconds: f64,
+    /// The held-out curve of the chosen options.
+    pub curve: Vec<Checkpoint>,
+}
+
+/// Standardized split of a regression problem (targets n x 1).
+pub struct Split<'a> {
+    /// Training inputs and targets, standardized with the training statistics.
+    pub train: (MatRef<'a, f64>, MatRef<'a, f64>),
+    /// Test inputs (standardized) and targets (standardized with the training statistics).
+    pub test: (MatRef<'a, f64>, MatRef<'a, f64>),
+    /// Standard deviation of the training targets (original units per standardized unit).
+    pub y_scale: f64,
+}
+
+/// The full protocol on one split: options grid and iterations on the carve (one member per
+/// grid point, then the ensemble for the chosen point), retrain on the whole training split,
+/// evaluate on the test split.
+pub fn run_split(
+    grid: &[Method],
+    dims: &[usize],
+    split: &Split<'_>,
+    options: &ProtocolOptions,
+) -> Result<TestResult> {
+    let start = Instant::now();
+    let (x, y) = split.train;
+    let n = x.nrows();
+    let (fit_idx, valid_idx) = crate::data::train_valid_carve(n, options.carve, options.seed);
+    let xf = crate::data::split_rows(x, &fit_idx);
+    let yf = crate::data::split_rows(y, &fit_idx);
+    let xv = crate::data::split_rows(x, &valid_idx);
+    let yv = crate::data::split_rows(y, &valid_idx);
+    let mut chosen: Option<(usize, Selection)> = None;
+    for (g, method) in grid.iter().enumerate() {
+        let members = if grid.len() == 1 { options.members } else { 1 };
+        let sel = select_iterations(
+            method,
+            dims,
+            (xf.as_ref(), yf.as_ref()),
+            (xv.as_ref(), yv.as_ref()),
+            options,
+            members,
+        );
+        let sel = match sel {
+            Ok(s) => s,
+            // One grid point failing numerically does not end the protocol.
+            Err(BaliError::NonFinite { .. }) | Err(BaliError::Algebra(_)) if grid.len() > 1 => {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        if chosen
+            .as_ref()
+            .is_none_or(|(_, c)| sel.best.valid_ll > c.best.valid_ll)
+        {
+            chosen = Some((g, sel));
+        }
+    }
+    let (g, mut selection) = chosen.ok_or(BaliError::NonFinite {
+        what: "every grid point diverged",
+        layer: None,
+        step: 0,
+    })?;
+    let method = &grid[g];
+    if grid.len() > 1 && options.members > 1 {
+        selection = select_iterations(
+            method,
+            dims,
+            (xf.as_ref(), yf.as_ref()),
+            (xv.as_ref(), yv.as_ref()),
+            options,
+            options.members,
+        )?;
+    }
+    // Mini-batch runs keep the number of epochs when the training set grows.
+    let mut iterations = selection.best.iterations;
+    if let Method::Bali(BaliConfig {
+        batch_size: Some(b),
+        ..
+    })
+    | Method::Map(MapConfig {
+        batch_size: Some(b),
+        ..
+    }) = method
+    {
+        if *b < xf.nrows() {
+            iterations = ((iterations as f64) * n as f64 / xf.nrows() as f64).round() as usize;
+        }
+    }
+    let mut ens = Ensemble64::new(method, dims, n, options.members, options.seed)?;
+    ens.advance_to(x, y, iterations as u64, options.threads)?;
+    let (xt, yt) = split.test;
+    let samples = ens.samples(xt, options.samples, options.seed ^ 0x5A5A)?;
+    let sigma2 = selection.best.sigma2;
+    let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
+    let ll = metrics::gaussian_mixture_log_lik(&refs, sigma2, yt, split.y_scale);
+    let test_ll = ll.iter().sum::<f64>() / ll.len().max(1) as f64;
+    let mean = predictive_mean(&samples);
+    let rmse = metrics::rmse(mean.as_ref(), yt) * split.y_scale;
+    let cov = metrics::interval_coverage(&refs, sigma2, yt, &[0.5, 0.9, 0.95]);
+    Ok(TestResult {
+        test_ll,
+        rmse,
+        coverage: [cov[0], cov[1], cov[2]],
+        sigma2,
+        iterations,
+        valid_ll: selection.best.valid_ll,
+        options: method.label(),
+        seconds: start.elapsed().as_secs_f64(),
+        curve: selection.curve,
+    })
+}
+
+/// Ensemble of BALI posteriors trained on `(x, y)` for `iterations` steps (members seeded
+/// `seed + m`), for callers that want the models themselves.
+pub fn train_bali_ensemble(
+    config: &BaliConfig,
+    dims: &[usize],
+    x: MatRef<'_, f64>,
+    y: MatRef<'_, f64>,
+    iterations: usize,
+    members: usize,
+    mut progress: impl FnMut(usize, u64),
+) -> Result<Ensemble<f64>> {
+    let mut out = Vec::with_capacity(members);
+    for m in 0..members {
+        let cfg = BaliConfig {
+            seed: config.seed + m as u64,
+            ..config.clone()
+        };
+        let mut model = Bali::new(dims.to_vec(), cfg, x.nrows())?;
+        model.fit(x, y, iterations, |_, info| {
+            progress(m, info.step);
+            ControlFlow::Continue(())
+        })?;
+        out.push(model);
+    }
+    Ok(Ensemble { members: out })
+}

@@ -1,0 +1,514 @@
+//! Predictive metrics (f64).
+//!
+//! Regression: the predictive distribution is the equal mixture of `S` Gaussians
+//! `p(y|x) = 1/S sum_s N(y; f_s(x), sigma^2)` built from `S` sampled networks `f_s`. Log
+//! likelihoods use log-sum-exp and are reported in the ORIGINAL units of `y`: with `y`
+//! standardized by the scale `s_y`, `log p(y_orig) = log p(y_std) - log s_y`.
+//!
+//! Classification: `p(c|x) = 1/S sum_s softmax(f_s(x))_c` ([`mean_softmax`]); accuracy, NLL,
+//! expected calibration error (equal-width confidence bins), predictive entropy, and AUROC for
+//! out-of-distribution detection.
+//!
+//! Shape mismatches are programmer errors and assert (`#[track_caller]`).
+
+use faer::{Mat, MatRef};
+
+const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// `log sum_i exp(a_i)`, computed stably; `-inf` for an empty slice or all `-inf`.
+pub fn logsumexp(a: &[f64]) -> f64 {
+    let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY || m.is_nan() {
+        return m;
+    }
+    if m == f64::INFINITY {
+        return m;
+    }
+    m + a.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
+/// `log N(y; mean, sigma2) = -1/2 log(2 pi sigma2) - (y - mean)^2 / (2 sigma2)`.
+pub fn log_normal_pdf(y: f64, mean: f64, sigma2: f64) -> f64 {
+    -0.5 * (LN_2PI + sigma2.ln()) - 0.5 * (y - mean).powi(2) / sigma2
+}
+
+/// Standard normal CDF `Phi(z) = erfc(-z / sqrt 2) / 2` (full double precision in both tails).
+pub fn normal_cdf(z: f64) -> f64 {
+    0.5 * libm::erfc(-z * std::f64::consts::FRAC_1_SQRT_2)
+}
+
+#[track_caller]
+fn check_samples(means: &[MatRef<'_, f64>], y: MatRef<'_, f64>) {
+    assert!(!means.is_empty(), "need at least one predictive sample");
+    for (s, m) in means.iter().enumerate() {
+        assert!(
+            m.nrows() == y.nrows() && m.ncols() == y.ncols(),
+            "sample {s} is {}x{} but y is {}x{}",
+            m.nrows(),
+            m.ncols(),
+            y.nrows(),
+            y.ncols()
+        );
+    }
+}
+
+#[track_caller]
+fn check_sigma2(sigma2: f64) {
+    assert!(
+        sigma2 > 0.0 && sigma2.is_finite(),
+        "predictive noise variance must be positive and finite, got {sigma2}"
+    );
+}
+
+/// Per-point log predictive density of the Gaussian mixture, in original units:
+///
+/// `log p(y_i|x_i) = logsumexp_s( sum_j log N(y_ij; f_s,ij, sigma2) ) - log S - q log y_scale`
+///
+/// `means`: `S` samples of predictions, each `n x q` (usually `q = 1`) in standardized units;
+/// `y`: `n x q` targets in the same standardized units; `sigma2 > 0`: noise variance in
+/// standardized units; `y_scale > 0`: the target scale `s_y` (1 when not standardized).
+/// Returns `n` values.
+#[track_caller]
+pub fn gaussian_mixture_log_lik(
+    means: &[MatRef<'_, f64>],
+    sigma2: f64,
+    y: MatRef<'_, f64>,
+    y_scale: f64,
+) -> Vec<f64> {
+    check_samples(means, y);
+    check_sigma2(sigma2);
+    assert!(
+        y_scale > 0.0 && y_scale.is_finite(),
+        "y_scale must be positive and finite, got {y_scale}"
+    );
+    let (n, q) = (y.nrows(), y.ncols());
+    let s_count = means.len();
+    let offset = (s_count as f64).ln() + q as f64 * y_scale.ln();
+    let mut comp = vec![0.0; s_count];
+    (0..n)
+        .map(|i| {
+            for (c, m) in comp.iter_mut().zip(means) {
+                *c = (0..q)
+                    .map(|j| log_normal_pdf(y[(i, j)], m[(i, j)], sigma2))
+                    .sum();
+            }
+            logsumexp(&comp) - offset
+        })
+        .collect()
+}
+
+/// Mean over points of [`gaussian_mixture_log_lik`] (the test log-likelihood).
+#[track_caller]
+pub fn mean_gaussian_mixture_log_lik(
+    means: &[MatRef<'_, f64>],
+    sigma2: f64,
+    y: MatRef<'_, f64>,
+    y_scale: f64,
+) -> f64 {
+    let ll = gaussian_mixture_log_lik(means, sigma2, y, y_scale);
+    ll.iter().sum::<f64>() / ll.len().max(1) as f64
+}
+
+/// Predictive mean `1/S sum_s f_s`, same shape as each sample.
+#[track_caller]
+pub fn predictive_mean(samples: &[MatRef<'_, f64>]) -> Mat<f64> {
+    assert!(!samples.is_empty(), "need at least one predictive sample");
+    let (n, q) = (samples[0].nrows(), samples[0].ncols());
+    check_samples(samples, samples[0]);
+    let inv = 1.0 / samples.len() as f64;
+    Mat::from_fn(n, q, |i, j| {
+        samples.iter().map(|m| m[(i, j)]).sum::<f64>() * inv
+    })
+}
+
+/// Root mean squared error `sqrt(1/(n q) sum_ij (pred_ij - y_ij)^2)` of two `n x q` matrices.
+#[track_caller]
+pub fn rmse(pred: MatRef<'_, f64>, y: MatRef<'_, f64>) -> f64 {
+    assert!(
+        pred.nrows() == y.nrows() && pred.ncols() == y.ncols(),
+        "rmse: pred is {}x{} but y is {}x{}",
+        pred.nrows(),
+        pred.ncols(),
+        y.nrows(),
+        y.ncols()
+    );
+    let count = y.nrows() * y.ncols();
+    if count == 0 {
+        return 0.0;
+    }
+    let mut sse = 0.0;
+    for j in 0..y.ncols() {
+        for i in 0..y.nrows() {
+            sse += (pred[(i, j)] - y[(i, j)]).powi(2);
+        }
+    }
+    (sse / count as f64).sqrt()
+}
+
+/// Probability integral transform of each target under the mixture:
+/// `u_ij = F_ij(y_ij) = 1/S sum_s Phi((y_ij - f_s,ij) / sigma)`, in `[0, 1]`, listed
+/// column-major. A calibrated predictive distribution gives uniform `u`. Units cancel, so
+/// standardized `f`, `y`, `sigma2` give the same `u` as original ones.
+#[track_caller]
+pub fn mixture_pit(samples: &[MatRef<'_, f64>], sigma2: f64, y: MatRef<'_, f64>) -> Vec<f64> {
+    check_samples(samples, y);
+    check_sigma2(sigma2);
+    let sigma = sigma2.sqrt();
+    let inv_s = 1.0 / samples.len() as f64;
+    let mut out = Vec::with_capacity(y.nrows() * y.ncols());
+    for j in 0..y.ncols() {
+        for i in 0..y.nrows() {
+            let v = y[(i, j)];
+            let cdf: f64 = samples
+                .iter()
+                .map(|m| normal_cdf((v - m[(i, j)]) / sigma))
+                .sum();
+            out.push((cdf * inv_s).clamp(0.0, 1.0));
+        }
+    }
+    out
+}
+
+/// Fraction of targets inside the central predictive interval of each level `l` in `levels`:
+/// `y` lies in the central `l` interval of the mixture iff `(1 - l)/2 <= F(y) <= (1 + l)/2`,
+/// where `F` is the mixture CDF ([`mixture_pit`]). Returns one fraction per level.
+#[track_caller]
+pub fn interval_coverage(
+    samples: &[MatRef<'_, f64>],
+    sigma2: f64,
+    y: MatRef<'_, f64>,
+    levels: &[f64],
+) -> Vec<f64> {
+    let u = mixture_pit(samples, sigma2, y);
+    coverage_from_pit(&u, levels)
+}
+
+/// Coverage fractions from PIT values `u` (see [`interval_coverage`]).
+pub fn coverage_from_pit(u: &[f64], levels: &[f64]) -> Vec<f64> {
+    let n = u.len().max(1) as f64;
+    levels
+        .iter()
+        .map(|&l| {
+            let (lo, hi) = ((1.0 - l) / 2.0, (1.0 + l) / 2.0);
+            u.iter().filter(|&&v| v >= lo && v <= hi).count() as f64 / n
+        })
+        .collect()
+}
+
+/// The nominal levels of [`calibration_curve`]: `0.05, 0.10, ..., 0.95`.
+pub fn calibration_levels() -> Vec<f64> {
+    (1..=19).map(|k| k as f64 * 0.05).collect()
+}
+
+/// Expected vs observed coverage of central predictive intervals for the levels
+/// `0.05, 0.10, ..., 0.95`: returns `(levels, observed)`; a calibrated model has
+/// `observed ~= levels`.
+#[track_caller]
+pub fn calibration_curve(
+    samples: &[MatRef<'_, f64>],
+    sigma2: f64,
+    y: MatRef<'_, f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    let levels = calibration_levels();
+    let observed = interval_coverage(samples, sigma2, y, &levels);
+    (levels, observed)
+}
+
+/// Mean absolute gap `1/K sum_k |observed_k - level_k|` of a calibration curve.
+#[track_caller]
+pub fn coverage_calibration_error(levels: &[f64], observed: &[f64]) -> f64 {
+    assert_eq!(
+        levels.len(),
+        observed.len(),
+        "levels and observed differ in length"
+    );
+    if levels.is_empty() {
+        return 0.0;
+    }
+    levels
+        .iter()
+        .zip(observed)
+        .map(|(l, o)| (o - l).abs())
+        .sum::<f64>()
+        / levels.len() as f64
+}
+
+/// Mean and standard error over splits: `(mean, sd / sqrt(n))` with the population standard
+/// deviation `sd` (ddof = 0, as DropoutUncertaintyExps reports). One value gives `(v, 0)`.
+#[track_caller]
+pub fn mean_and_stderr(values: &[f64]) -> (f64, f64) {
+    assert!(!values.is_empty(), "mean_and_stderr of no values");
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, (var / n).sqrt())
+}
+
+/// Predictive class probabilities `p_ic = 1/S sum_s softmax(logits_s)_ic` from `S` samples of
+/// `n x C` logits (softmax computed stably per row).
+#[track_caller]
+pub fn mean_softmax(logits: &[MatRef<'_, f64>]) -> Mat<f64> {
+    assert!(!logits.is_empty(), "need at least one logit sample");
+    check_samples(logits, logits[0]);
+    let (n, c) = (logits[0].nrows(), logits[0].ncols());
+    let mut out = Mat::<f64>::zeros(n, c);
+    let inv_s = 1.0 / logits.len() as f64;
+    let mut e = vec![0.0; c];
+    for l in logits {
+        for i in 0..n {
+            let m = (0..c).map(|k| l[(i, k)]).fold(f64::NEG_INFINITY, f64::max);
+            let mut z = 0.0;
+            for (k, ek) in e.iter_mut().enumerate() {
+                *ek = (l[(i, k)] - m).exp();
+                z += *ek;
+            }
+            for (k, ek) in e.iter().enumerate() {
+                out[(i, k)] += ek / z * inv_s;
+            }
+        }
+    }
+    out
+}
+
+#[track_caller]
+fn check_labels(probs: MatRef<'_, f64>, labels: &[usize]) {
+    assert_eq!(probs.nrows(), labels.len(), "probs rows vs labels");
+    if let Some(&bad) = labels.iter().find(|&&c| c >= probs.ncols()) {
+        panic!("label {bad} out of range for {} classes", probs.ncols());
+    }
+}
+
+/// Index of the largest entry of row `i` (the first on ties).
+fn argmax_row(probs: MatRef<'_, f64>, i: usize) -> usize {
+    let mut best = 0;
+    for k in 1..probs.ncols() {
+        if probs[(i, k)] > probs[(i, best)] {
+            best = k;
+        }
+    }
+    best
+}
+
+/// Fraction of rows whose most probable class (`argmax_c p_ic`, first on ties) is the label.
+/// `probs` is `n x C`, `labels` has `n` entries `< C`.
+#[track_caller]
+pub fn accuracy(probs: MatRef<'_, f64>, labels: &[usize]) -> f64 {
+    check_labels(probs, labels);
+    if labels.is_empty() {
+        return 0.0;
+    }
+    let hits = (0..labels.len())
+        .filter(|&i| argmax_row(probs, i) == labels[i])
+        .count();
+    hits as f64 / labels.len() as f64
+}
+
+/// Mean negative log-likelihood `-1/n sum_i log p_i,label_i`; each probability is floored at
+/// `f64::MIN_POSITIVE` so a zero gives a large finite value instead of infinity.
+#[track_caller]
+pub fn nll(probs: MatRef<'_, f64>, labels: &[usize]) -> f64 {
+    check_labels(probs, labels);
+    if labels.is_empty() {
+        return 0.0;
+    }
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| -probs[(i, c)].max(f64::MIN_POSITIVE).ln())
+        .sum::<f64>()
+        / labels.len() as f64
+}
+
+/// Expected calibration error with `n_bins` equal-width confidence bins (15 in the paper's
+/// protocol): with confidence `conf_i = max_c p_ic` and bin `b = (b/M, (b+1)/M]`,
+/// `ECE = sum_b |B_b|/n * |acc(B_b) - mean conf(B_b)|`.
+#[track_caller]
+pub fn expected_calibration_error(probs: MatRef<'_, f64>, labels: &[usize], n_bins: usize) -> f64 {
+    check_labels(probs, labels);
+    assert!(n_bins > 0, "ECE needs at least one bin");
+    let n = labels.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mut count = vec![0usize; n_bins];
+    let mut conf_sum = vec![0.0; n_bins];
+    let mut hit_sum = vec![0.0; n_bins];
+    for (i, &label) in labels.iter().enumerate() {
+        let k = argmax_row(probs, i);
+        let conf = probs[(i, k)];
+        let b = ((conf * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
+        count[b] += 1;
+        conf_sum[b] += conf;
+        hit_sum[b] += f64::from(u8::from(k == label));
+    }
+    (0..n_bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| (hit_sum[b] - conf_sum[b]).abs() / n as f64)
+        .sum()
+}
+
+/// Predictive entropy of each row, `H_i = -sum_c p_ic log p_ic` (with `0 log 0 = 0`), in nats.
+pub fn predictive_entropy(probs: MatRef<'_, f64>) -> Vec<f64> {
+    (0..probs.nrows())
+        .map(|i| {
+            -(0..probs.ncols())
+                .map(|c| probs[(i, c)])
+                .filter(|&p| p > 0.0)
+                .map(|p| p * p.ln())
+                .sum::<f64>()
+        })
+        .collect()
+}
+
+/// Area under the ROC curve for scores where larger means "positive" (e.g. OOD points scored
+/// by predictive entropy): the Mann-Whitney statistic
+/// `AUROC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg)` with `R_pos` the sum of the
+/// positives' ranks in the pooled sample, tied scores getting their average rank (so a tie
+/// counts one half). Both sets must be non-empty.
+#[track_caller]
+pub fn auroc(scores_neg: &[f64], scores_pos: &[f64]) -> f64 {
+    assert!(
+        !scores_neg.is_empty() && !scores_pos.is_empty(),
+        "auroc needs at least one negative and one positive score"
+    );
+    let mut all: Vec<(f64, bool)> = scores_neg
+        .iter()
+        .map(|&s| (s, false))
+        .chain(scores_pos.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i + 1;
+        while j < all.len() && all[j].0.total_cmp(&all[i].0).is_eq() {
+            j += 1;
+        }
+        // Ranks i+1 ..= j share the average (i + 1 + j) / 2.
+        let avg_rank = (i + 1 + j) as f64 / 2.0;
+        let pos_in_group = all[i..j].iter().filter(|e| e.1).count();
+        rank_sum_pos += avg_rank * pos_in_group as f64;
+        i = j;
+    }
+    let (np, nn) = (scores_pos.len() as f64, scores_neg.len() as f64);
+    (rank_sum_pos - np * (np + 1.0) / 2.0) / (np * nn)
+}
+
+/// Maximizes `f(log sigma^2)` over `[lo, hi]`: a coarse grid of 25 points, then golden-section
+/// search in the bracket around the best grid point down to `1e-6 (hi - lo)`. Non-finite values
+/// of `f` count as `-inf`. Returns the maximizing `log sigma^2`; used to choose the predictive
+/// noise on held-out data (e.g. `f = |t| mean_gaussian_mixture_log_lik(.., t.exp(), ..)`).
+pub fn optimize_log_sigma2(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
+    maximize_1d(f, lo, hi, 25, 1e-6).0
+}
+
+/// Grid-then-golden-section maximization of `f` on `[lo, hi]` (endpoints swapped if reversed):
+/// evaluates `grid >= 3` equally spaced points, then narrows `[x_{k-1}, x_{k+1}]` around the
+/// best one by golden-section steps until it is shorter than `rel_tol (hi - lo)`. Returns
+/// `(x*, f(x*))`, the best point seen. Non-finite values of `f` count as `-inf`.
+pub fn maximize_1d(
+    f: impl Fn(f64) -> f64,
+    lo: f64,
+    hi: f64,
+    grid: usize,
+    rel_tol: f64,
+) -> (f64, f64) {
+    let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+    let g = |x: f64| {
+        let v = f(x);
+        if v.is_finite() {
+            v
+        } else {
+            f64::NEG_INFINITY
+        }
+    };
+    if hi - lo <= 0.0 {
+        return (lo, g(lo));
+    }
+    let grid = grid.max(3);
+    let step = (hi - lo) / (grid - 1) as f64;
+    let xs: Vec<f64> = (0..grid).map(|k| lo + step * k as f64).collect();
+    let vs: Vec<f64> = xs.iter().map(|&x| g(x)).collect();
+    let mut k_best = 0;
+    for k in 1..grid {
+        if vs[k] > vs[k_best] {
+            k_best = k;
+        }
+    }
+    let (mut best_x, mut best_v) = (xs[k_best], vs[k_best]);
+    let mut a = xs[k_best.saturating_sub(1)];
+    let mut b = xs[(k_best + 1).min(grid - 1)];
+    let inv_phi = (5f64.sqrt() - 1.0) / 2.0;
+    let tol = rel_tol.max(f64::EPSILON) * (hi - lo);
+    let mut c = b - inv_phi * (b - a);
+    let mut d = a + inv_phi * (b - a);
+    let (mut fc, mut fd) = (g(c), g(d));
+    while b - a > tol {
+        if fc >= fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - inv_phi * (b - a);
+            fc = g(c);
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + inv_phi * (b - a);
+            fd = g(d);
+        }
+    }
+    for (x, v) in [(c, fc), (d, fd)] {
+        if v > best_v {
+            best_x = x;
+            best_v = v;
+        }
+    }
+    (best_x, best_v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logsumexp_is_stable() {
+        assert!((logsumexp(&[1000.0, 1000.0]) - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert_eq!(logsumexp(&[]), f64::NEG_INFINITY);
+        assert!((logsumexp(&[-1e308, 0.0]) - 0.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn normal_cdf_matches_known_values() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-16);
+        assert!((normal_cdf(1.959_963_984_540_054) - 0.975).abs() < 1e-14);
+        assert!((normal_cdf(-1.0) - 0.158_655_253_931_457_05).abs() < 1e-15);
+        // Far tail keeps relative precision: Phi(-10) = 7.619853024160527e-24.
+        assert!((normal_cdf(-10.0) / 7.619_853_024_160_527e-24 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn maximize_finds_interior_and_boundary_maxima() {
+        let x = optimize_log_sigma2(|t| -(t - 0.3).powi(2), -5.0, 5.0);
+        assert!((x - 0.3).abs() < 1e-4, "{x}");
+        let (x, v) = maximize_1d(|t| t, -2.0, 1.0, 10, 1e-8);
+        assert!((x - 1.0).abs() < 1e-6 && (v - 1.0).abs() < 1e-6);
+        // NaN regions are avoided.
+        let x = optimize_log_sigma2(|t| if t < -1.0 { f64::NAN } else { -t * t }, -3.0, 3.0);
+        assert!(x.abs() < 1e-4, "{x}");
+    }
+
+    #[test]
+    fn ece_bins_are_right_closed() {
+        // Confidence exactly 1.0 belongs to the last bin, 0.6 with 15 bins to bin 8 (0.5333, 0.6].
+        let probs = Mat::from_fn(2, 2, |i, j| match (i, j) {
+            (0, 0) => 1.0,
+            (0, 1) => 0.0,
+            (1, 0) => 0.6,
+            _ => 0.4,
+        });
+        // Both correct: ECE = 1/2 |1 - 1| + 1/2 |1 - 0.6| = 0.2.
+        let e = expected_calibration_error(probs.as_ref(), &[0, 0], 15);
+        assert!((e - 0.2).abs() < 1e-15, "{e}");
+    }
+}

@@ -1,0 +1,586 @@
+//! The BALI training loop (ALGORITHM.md sections 3-5).
+//!
+//! Every layer `l` holds an exact matrix-normal posterior `MN(M_l, Lambda_l^{-1}, Sigma_l)` given
+//! its pseudo-targets `T_l` and prior, built from an EMA of natural-parameter statistics.
+//! [`Bali::step`] runs one mini-batch of the chosen [`Formulation`].
+
+use std::ops::ControlFlow;
+
+use bali_autodiff::{Mlp, Trace};
+use bali_kernels::{syrk_ema, ParPolicy, Scalar};
+use bali_mn::{
+    posterior_step, ColCovMode, FactorId, KronFactor, MatrixNormal, NaturalStats,
+    PosteriorConfig, Prior,
+};
+use faer::{Mat, MatRef, Par};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
+use crate::error::{BaliError, Result};
+
+/// EMA of the output-side curvature factor `C_l` (q x q, lower triangle kept), without `rho`.
+#[derive(Clone, Debug)]
+struct CurvatureEma<T> {
+    c_hat: Mat<T>,
+    step: u64,
+    /// `floor * tr(C_l at step 1) / q`, frozen after the first step.
+    floor_abs: Option<T>,
+}
+
+impl<T: Scalar> CurvatureEma<T> {
+    fn new(q: usize) -> Self {
+        CurvatureEma {
+            c_hat: Mat::zeros(q, q),
+            step: 0,
+            floor_abs: None,
+        }
+    }
+
+    /// `C_hat <- beta C_hat + (1 - beta) (1/B) Delta^T Delta` for stacked `Delta` (K B x q).
+    fn update(&mut self, delta: MatRef<'_, T>, batch: usize, beta: T, par: Par) {
+        let c = (T::one() - beta) / T::of(batch as f64);
+        syrk_ema(self.c_hat.as_mut(), delta, beta, c, par);
+        self.step += 1;
+    }
+
+    /// Bias-corrected `C~ = C_hat / (1 - beta^t)`, full symmetric.
+    fn tilde(&self, beta: T) -> Mat<T> {
+        let corr = bias_correction(beta, self.step);
+        let q = self.c_hat.nrows();
+        Mat::from_fn(q, q, |i, j| {
+            let (a, b) = if i >= j { (i, j) } else { (j, i) };
+            self.c_hat[(a, b)] * corr
+        })
+    }
+}
+
+fn bias_correction<T: Scalar>(beta: T, step: u64) -> T {
+    if beta == T::zero() || step == 0 {
+        T::one()
+    } else {
+        T::one() / (T::one() - beta.powi(step.min(i32::MAX as u64) as i32))
+    }
+}
+
+/// State of one layer: its posterior and statistics.
+#[derive(Clone, Debug)]
+pub struct LayerState<T> {
+    /// Current posterior `MN(M_l, Lambda_l^{-1}, Sigma_l)`.
+    pub posterior: MatrixNormal<T>,
+    stats: NaturalStats<T>,
+    curvature: Option<CurvatureEma<T>>,
+    /// Cholesky factor of the damped curvature `D_l` (reused between refreshes).
+    damped_curvature: Option<KronFactor<T>>,
+}
+
+/// What one step did (for progress callbacks and logs).
+#[derive(Clone, Debug)]
+pub struct StepInfo {
+    /// Steps done so far (1 after the first).
+    pub step: u64,
+    /// Epoch of this step (0-based).
+    pub epoch: usize,
+    /// Training objective `sum_n (y_n - f_n)^2 / 2` per row of the batch, at the means before
+    /// the step (standardized units).
+    pub batch_loss: f64,
+    /// Total jitter retries used by the factors of this step (0 unless a policy allows them).
+    pub jitter_tries: u32,
+}
+
+/// A BALI-trained MLP: a stack of layer posteriors.
+#[derive(Clone, Debug)]
+pub struct Bali<T> {
+    mlp: Mlp,
+    config: BaliConfig,
+    means: Vec<Mat<T>>,
+    layers: Vec<LayerState<T>>,
+    n_train: usize,
+    step: u64,
+    epoch: usize,
+    cursor: usize,
+    order: Vec<usize>,
+    rng: StdRng,
+    policy: ParPolicy,
+    record: Option<Vec<Option<LayerRecord<T>>>>,
+}
+
+/// The regression problem a layer solved in the last step: inputs `X_l`, pseudo-targets `T_l`
+/// and the prior (kept only when recording is on, for checks against the dense reference).
+#[derive(Clone, Debug)]
+pub struct LayerRecord<T> {
+    /// `X_l` (B x p_l).
+    pub inputs: Mat<T>,
+    /// `T_l` (B x q_l).
+    pub targets: Mat<T>,
+    /// The prior used for this layer.
+    pub prior: Prior<T>,
+}
+
+fn col_mode<T: Scalar>(spec: SigmaSpec, q: usize) -> ColCovMode<T> {
+    match spec {
+        SigmaSpec::Fixed { s2 } => ColCovMode::Fixed { s2: T::of(s2) },
+        SigmaSpec::Learned { nu0_extra, s0_sq } => {
+            ColCovMode::learned_isotropic(q, T::of(q as f64 + nu0_extra), T::of(s0_sq))
+        }
+    }
+}
+
+fn check_finite<T: Scalar>(m: MatRef<'_, T>, what: &'static str, step: u64) -> Result<()> {
+    for j in 0..m.ncols() {
+        for i in 0..m.nrows() {
+            if !m[(i, j)].is_finite() {
+                return Err(BaliError::NonFinite {
+                    what,
+                    layer: None,
+                    step,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl<T: Scalar> Bali<T> {
+    /// A network with layer widths `dims = [d_0, ..., d_L]` for `n_train` training rows.
+    /// Means start at the MLP initialisation; covariances at the prior (`Lambda = lambda I`).
+    pub fn new(dims: Vec<usize>, config: BaliConfig, n_train: usize) -> Result<Self> {
+        config.validate()?;
+        if n_train == 0 {
+            return Err(BaliError::InvalidOption {
+                name: "n_train",
+                value: "0".into(),
+                reason: "need at least one training row",
+            });
+        }
+        let mlp = Mlp::new(dims, config.activation)?;
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let means: Vec<Mat<T>> = mlp.init_weights(&mut rng);
+        let batch = config.batch_size.unwrap_or(n_train).min(n_train);
+        let beta = T::of(config.beta_for(n_train, batch));
+        let n_layers = mlp.num_layers();
+        let mut layers = Vec::with_capacity(n_layers);
+        for (l, mean) in means.iter().enumerate() {
+            let (p, q) = mlp.layer_shape(l);
+            let output = l + 1 == n_layers;
+            let lambda = if output {
+                config.lambda_out
+            } else {
+                config.lambda
+            };
+            let s2 = match if output {
+                config.output_sigma
+            } else {
+                config.hidden_sigma
+            } {
+                SigmaSpec::Fixed { s2 } => s2,
+                SigmaSpec::Learned { s0_sq, .. } => s0_sq,
+            };
+            let posterior = MatrixNormal::new(
+                mean.clone(),
+                KronFactor::identity_scaled(p, T::of(lambda), FactorId::row_precision(Some(l))),
+                KronFactor::identity_scaled(q, T::of(s2), FactorId::col_cov(Some(l))),
+            )?;
+            let curvature = (!output && config.formulation == Formulation::Improved)
+                .then(|| CurvatureEma::new(q));
+            layers.push(LayerState {
+                posterior,
+                stats: NaturalStats::new(p, q, beta)?,
+                curvature,
+                damped_curvature: None,
+            });
+        }
+        let policy = ParPolicy::with_threads(config.threads);
+        Ok(Bali {
+            order: (0..n_train).collect(),
+            mlp,
+            config,
+            means,
+            layers,
+            n_train,
+            step: 0,
+            epoch: 0,
+            cursor: n_train, // forces a shuffle before the first mini-batch
+            rng,
+            policy,
+            record: None,
+        })
+    }
+
+    /// The network architecture.
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    /// The options this model was built with.
+    pub fn config(&self) -> &BaliConfig {
+        &self.config
+    }
+
+    /// Posterior means `M_l` (p_l x q_l, bias last row).
+    pub fn means(&self) -> &[Mat<T>] {
+        &self.means
+    }
+
+    /// Layer states (posteriors).
+    pub fn layers(&self) -> &[LayerState<T>] {
+        &self.layers
+    }
+
+    /// Posterior of layer `l`.
+    pub fn posterior(&self, l: usize) -> &MatrixNormal<T> {
+        &self.layers[l].posterior
+    }
+
+    /// Steps done.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Batch size in use.
+    pub fn batch_size(&self) -> usize {
+        self.config
+            .batch_size
+            .unwrap_or(self.n_train)
+            .min(self.n_train)
+    }
+
+    /// Keep (or stop keeping) each layer's inputs, pseudo-targets and prior of the last step.
+    pub fn set_recording(&mut self, on: bool) {
+        self.record = on.then(Vec::new);
+    }
+
+    /// Inputs, pseudo-targets and priors of the last step, in layer order (recording on).
+    /// `None` where recording is off or before the first step.
+    pub fn last_record(&self, layer: usize) -> Option<&LayerRecord<T>> {
+        self.record.as_ref()?.get(layer)?.as_ref()
+    }
+
+    fn par(&self, flops: f64) -> Par {
+        self.policy.par(flops)
+    }
+
+    fn check_data(&self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<()> {
+        let d0 = self.mlp.dims[0];
+        let dl = *self.mlp.dims.last().unwrap_or(&0);
+        if x.ncols() != d0 || y.ncols() != dl || x.nrows() != y.nrows() || x.nrows() == 0 {
+            return Err(BaliError::Shape {
+                what: "training data (X, Y)",
+                expected: format!("(n x {d0}, n x {dl}) with n >= 1"),
+                got: format!(
+                    "({} x {}, {} x {})",
+                    x.nrows(),
+                    x.ncols(),
+                    y.nrows(),
+                    y.ncols()
+                ),
+            });
+        }
+        check_finite(x, "training inputs X", self.step)?;
+        check_finite(y, "training targets Y", self.step)
+    }
+
+    /// Runs `iterations` steps on the training set `(x, y)` (n_train rows), in mini-batches of
+    /// the configured size drawn without replacement each epoch. `callback` sees every step
+    /// and may stop the loop early with `ControlFlow::Break`.
+    pub fn fit(
+        &mut self,
+        x: MatRef<'_, T>,
+        y: MatRef<'_, T>,
+        iterations: usize,
+        mut callback: impl FnMut(&Self, &StepInfo) -> ControlFlow<()>,
+    ) -> Result<()> {
+        if x.nrows() != self.n_train {
+            return Err(BaliError::Shape {
+                what: "training rows",
+                expected: format!("{} rows (n_train)", self.n_train),
+                got: format!("{} rows", x.nrows()),
+            });
+        }
+        self.check_data(x, y)?;
+        let batch = self.batch_size();
+        let mut xb = Mat::<T>::zeros(0, 0);
+        let mut yb = Mat::<T>::zeros(0, 0);
+        for _ in 0..iterations {
+            let info = if batch >= self.n_train {
+                self.step_unchecked(x, y)?
+            } else {
+                if self.cursor + batch > self.n_train {
+                    self.order.shuffle(&mut self.rng);
+                    if self.step > 0 {
+                        self.epoch += 1;
+                    }
+                    self.cursor = 0;
+                }
+                let rows = &self.order[self.cursor..self.cursor + batch];
+                self.cursor += batch;
+                xb.resize_with(batch, x.ncols(), |_, _| T::zero());
+                yb.resize_with(batch, y.ncols(), |_, _| T::zero());
+                for (r, &i) in rows.iter().enumerate() {
+                    for j in 0..x.ncols() {
+                        xb[(r, j)] = x[(i, j)];
+                    }
+                    for j in 0..y.ncols() {
+                        yb[(r, j)] = y[(i, j)];
+                    }
+                }
+                self.step_unchecked(xb.as_ref(), yb.as_ref())?
+            };
+            if callback(self, &info).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One BALI step on the batch `(x, y)` (B x d_0, B x d_L), with `rho = N / B`.
+    pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<StepInfo> {
+        self.check_data(x, y)?;
+        self.step_unchecked(x, y)
+    }
+
+    fn step_unchecked(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<StepInfo> {
+        let b = x.nrows();
+        let rho = T::of(self.n_train as f64 / b as f64);
+        let fwd_flops: f64 = (0..self.mlp.num_layers())
+            .map(|l| {
+                let (p, q) = self.mlp.layer_shape(l);
+                2.0 * (b * p * q) as f64
+            })
+            .sum();
+        let par = self.par(fwd_flops);
+        let n_layers = self.mlp.num_layers();
+        if let Some(record) = self.record.as_mut() {
+            record.clear();
+            record.resize(n_layers, None);
+        }
+        let mut trace = self.mlp.forward(&self.means, x, par)?;
+        let batch_loss = half_sq_error(trace.output(), y) / b as f64;
+        if !batch_loss.is_finite() {
+            return Err(BaliError::NonFinite {
+                what: "network output at the posterior means (training diverged)",
+                layer: Some(self.mlp.num_layers() - 1),
+                step: self.step,
+            });
+        }
+        let jitter_tries = match self.config.formulation {
+            Formulation::Paper => self.paper_step(&trace, x, y, rho, par)?,
+            Formulation::Improved => self.improved_step(&mut trace, y, rho, par)?,
+        };
+        self.step += 1;
+        Ok(StepInfo {
+            step: self.step,
+            epoch: self.epoch,
+            batch_loss,
+            jitter_tries,
+        })
+    }
+
+    fn posterior_config(&self, layer: usize, p: usize, q: usize, b: usize) -> PosteriorConfig {
+        let flops = (b * p * p) as f64 + (p * p * p) as f64 / 3.0 + 2.0 * (p * p * q) as f64;
+        PosteriorConfig {
+            layer: Some(layer),
+            jitter: self.config.jitter,
+            par: self.par(flops),
+        }
+    }
+
+    /// Exact layer update: EMA of the statistics of `(X_l, T_l)`, then the posterior.
+    fn update_layer(
+        &mut self,
+        l: usize,
+        prior: &Prior<T>,
+        x_l: MatRef<'_, T>,
+        t_l: MatRef<'_, T>,
+        rho: T,
+    ) -> Result<u32> {
+        let (p, q) = self.mlp.layer_shape(l);
+        let cfg = self.posterior_config(l, p, q, x_l.nrows());
+        let state = &mut self.layers[l];
+        let posterior = posterior_step(prior, &mut state.stats, x_l, t_l, rho, &cfg)?;
+        let tries = posterior.row_precision.jitter().tries + posterior.col_cov.jitter().tries;
+        check_finite(posterior.mean.as_ref(), "posterior mean", self.step).map_err(|_| {
+            BaliError::NonFinite {
+                what: "posterior mean",
+                layer: Some(l),
+                step: self.step,
+            }
+        })?;
+        self.means[l].copy_from(&posterior.mean);
+        state.posterior = posterior;
+        if let Some(record) = self.record.as_mut() {
+            record[l] = Some(LayerRecord {
+                inputs: x_l.to_owned(),
+                targets: t_l.to_owned(),
+                prior: prior.clone(),
+            });
+        }
+        Ok(tries)
+    }
+
+    /// 3.1: all layers from one forward and one backward pass, `T_l = H_l - alpha_l G_l`.
+    fn paper_step(
+        &mut self,
+        trace: &Trace<T>,
+        x: MatRef<'_, T>,
+        y: MatRef<'_, T>,
+        rho: T,
+        par: Par,
+    ) -> Result<u32> {
+        let _ = x;
+        let n_layers = self.mlp.num_layers();
+        let seed = residual_seed(trace.output(), y);
+        let grads = self.mlp.backward(&self.means, trace, seed.as_ref(), par)?;
+        let alpha = T::of(self.config.hidden_alpha());
+        let mut tries = 0;
+        for l in 0..n_layers {
+            let (p, q) = self.mlp.layer_shape(l);
+            let output = l + 1 == n_layers;
+            let (lambda, spec) = if output {
+                (self.config.lambda_out, self.config.output_sigma)
+            } else {
+                (self.config.lambda, self.config.hidden_sigma)
+            };
+            let prior = Prior::isotropic(p, q, T::of(lambda), col_mode(spec, q));
+            let targets = if output {
+                // alpha_L = sigma^2: T_L = F - sigma^2 (F - Y) / sigma^2 = Y exactly.
+                y.to_owned()
+            } else {
+                let h = &trace.pre[l];
+                let g = &grads[l];
+                Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - alpha * g[(i, j)])
+            };
+            tries += self.update_layer(l, &prior, trace.inputs[l].as_ref(), targets.as_ref(), rho)?;
+        }
+        Ok(tries)
+    }
+
+    /// 3.2: output layer first, then Gauss-Newton-preconditioned hidden targets with the
+    /// proximal prior.
+    fn improved_step(&mut self, trace: &mut Trace<T>, y: MatRef<'_, T>, rho: T, par: Par) -> Result<u32> {
+        let n_layers = self.mlp.num_layers();
+        let out = n_layers - 1;
+        let (p_out, q_out) = self.mlp.layer_shape(out);
+        // Step 2: exact Bayesian linear regression of the output layer on the true targets.
+        let prior_out = Prior::isotropic(
+            p_out,
+            q_out,
+            T::of(self.config.lambda_out),
+            col_mode(self.config.output_sigma, q_out),
+        );
+        let x_out = trace.inputs[out].clone();
+        let mut tries = self.update_layer(out, &prior_out, x_out.as_ref(), y, rho)?;
+        if n_layers == 1 {
+            return Ok(tries);
+        }
+        // Step 3: F with the new output mean; G_l for the hidden layers.
+        self.mlp.forward_from(&self.means, trace, out, par)?;
+        let seed = residual_seed(trace.output(), y);
+        let grads = self.mlp.backward(&self.means, trace, seed.as_ref(), par)?;
+        // Step 4: curvature factors from one backward pass per output unit.
+        let b = y.nrows();
+        let mut deltas: Vec<Mat<T>> = (0..out)
+            .map(|l| Mat::zeros(b * q_out, self.mlp.layer_shape(l).1))
+            .collect();
+        for k in 0..q_out {
+            let dk = self.mlp.output_jacobian_backward(&self.means, trace, k, par)?;
+            for l in 0..out {
+                deltas[l]
+                    .as_mut()
+                    .subrows_mut(k * b, b)
+                    .copy_from(&dk[l]);
+            }
+        }
+        let beta = self.layers[0].stats.beta;
+        let alpha = T::of(self.config.hidden_alpha());
+        let gamma = T::of(self.config.gamma);
+        let lambda = T::of(self.config.lambda);
+        let wd = T::of(self.config.wd);
+        let refresh = self.step % self.config.refresh_every as u64 == 0;
+        for l in 0..out {
+            let (p, q) = self.mlp.layer_shape(l);
+            let syrk_par = self.par((b * q_out * q * q) as f64);
+            let floor = self.config.floor;
+            let state = &mut self.layers[l];
+            let curv = state
+                .curvature
+                .as_mut()
+                .expect("Improved hidden layers carry a curvature EMA");
+            curv.update(deltas[l].as_ref(), b, beta, syrk_par);
+            let c_tilde = curv.tilde(beta);
+            let trace_c = (0..q).map(|i| c_tilde[(i, i)]).fold(T::zero(), |a, v| a + v);
+            let mean_diag = trace_c / T::of(q as f64);
+            if curv.floor_abs.is_none() {
+                // tr(C_l at step 1) / q: with bias correction C~ at step 1 is the batch C.
+                curv.floor_abs = Some(T::of(floor) * mean_diag);
+            }
+            let floor_abs = curv.floor_abs.unwrap_or(T::zero());
+            let h = &trace.pre[l];
+            let g = &grads[l];
+            // Step 5: pseudo-targets.
+            let targets = if mean_diag <= T::zero() {
+                // No curvature: the gradient is zero too (dead units), the targets are H.
+                h.clone()
+            } else {
+                match self.config.preconditioner {
+                    Preconditioner::Kfac => {
+                        if refresh || state.damped_curvature.is_none() {
+                            let shift = gamma * mean_diag + floor_abs;
+                            let mut d = c_tilde;
+                            for i in 0..q {
+                                d[(i, i)] += shift;
+                            }
+                            state.damped_curvature = Some(KronFactor::new(
+                                d,
+                                FactorId::curvature(Some(l)),
+                                self.config.jitter,
+                                Par::Seq,
+                            )?);
+                        }
+                        let d = state
+                            .damped_curvature
+                            .as_ref()
+                            .expect("damped curvature factor was just built");
+                        tries += d.jitter().tries;
+                        let mut gd = g.clone();
+                        d.solve_right_in_place(gd.as_mut(), par);
+                        Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - alpha * gd[(i, j)])
+                    }
+                    Preconditioner::Scalar => {
+                        let scale = alpha / ((T::one() + gamma) * mean_diag + floor_abs);
+                        Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - scale * g[(i, j)])
+                    }
+                }
+            };
+            // Step 6: proximal times shrinkage prior,
+            // Lambda_0 = lambda I + wd diag(1..1, 0), Lambda_0 M_0 = lambda M_prev.
+            let diag: Vec<T> = (0..p)
+                .map(|i| if i + 1 < p { lambda + wd } else { lambda })
+                .collect();
+            let m_prev = &self.means[l];
+            let m0 = Mat::from_fn(p, q, |i, j| lambda * m_prev[(i, j)] / diag[i]);
+            let prior = Prior::diagonal(m0, &diag, col_mode(self.config.hidden_sigma, q))?;
+            let x_l = trace.inputs[l].clone();
+            tries += self.update_layer(l, &prior, x_l.as_ref(), targets.as_ref(), rho)?;
+        }
+        Ok(tries)
+    }
+}
+
+/// `d ell / dF = F - Y` for the Gaussian objective with `sigma^2 = 1` (the pseudo-targets do
+/// not depend on `sigma^2`: `G_l` and `C_l` both scale as `1 / sigma^2`).
+fn residual_seed<T: Scalar>(f: MatRef<'_, T>, y: MatRef<'_, T>) -> Mat<T> {
+    Mat::from_fn(f.nrows(), f.ncols(), |i, j| f[(i, j)] - y[(i, j)])
+}
+
+fn half_sq_error<T: Scalar>(f: MatRef<'_, T>, y: MatRef<'_, T>) -> f64 {
+    let mut acc = 0.0;
+    for j in 0..f.ncols() {
+        for i in 0..f.nrows() {
+            let r = (f[(i, j)] - y[(i, j)]).to_f64();
+            acc += 0.5 * r * r;
+        }
+    }
+    acc
+}

@@ -1,0 +1,333 @@
+//! Training-loop checks of ALGORITHM.md section 8: one-layer exactness in one iteration,
+//! hidden-layer exactness given the pseudo-targets (both formulations), a 1-D toy with a gap,
+//! determinism and error reporting.
+
+use bali::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
+use bali::predict::PredictMode;
+use bali::train::Bali;
+use bali_kernels::Activation;
+use bali_mn::dense;
+use faer::{Mat, MatRef};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+fn randn(rng: &mut StdRng, r: usize, c: usize) -> Mat<f64> {
+    Mat::from_fn(r, c, |_, _| rng.sample::<f64, _>(StandardNormal))
+}
+
+fn max_rel(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
+    assert_eq!((a.nrows(), a.ncols()), (b.nrows(), b.ncols()));
+    let mut num: f64 = 0.0;
+    let mut den: f64 = 0.0;
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            num = num.max((a[(i, j)] - b[(i, j)]).abs());
+            den = den.max(b[(i, j)].abs());
+        }
+    }
+    num / den.max(f64::MIN_POSITIVE)
+}
+
+/// Independent dense posterior of one layer given `(X, T)` and the prior `(Lambda_0, M_0)`:
+/// mean from the vec-form system, learned `Sigma` from the residual form of `Psi_N`, and the
+/// `pq x pq` covariance `P^{-1}`.
+fn dense_layer(
+    lambda0: MatRef<'_, f64>,
+    m0: MatRef<'_, f64>,
+    x: MatRef<'_, f64>,
+    t: MatRef<'_, f64>,
+    nu0: f64,
+    psi0: f64,
+) -> (Mat<f64>, Mat<f64>, Mat<f64>) {
+    let q = t.ncols();
+    let eye = Mat::<f64>::identity(q, q);
+    let (mean, _) = dense::posterior(lambda0, m0, x, t, eye.as_ref()).unwrap();
+    let r = t - x * &mean;
+    let dm = &mean - m0;
+    let psi = Mat::<f64>::identity(q, q) * faer::Scale(psi0)
+        + r.transpose() * &r
+        + dm.transpose() * lambda0 * &dm;
+    let nu = nu0 + x.nrows() as f64;
+    let sigma = psi * faer::Scale(1.0 / (nu - q as f64 - 1.0));
+    let (mean2, cov) = dense::posterior(lambda0, m0, x, t, sigma.as_ref()).unwrap();
+    (mean2, cov, sigma)
+}
+
+fn kron_cov(model: &Bali<f64>, l: usize) -> Mat<f64> {
+    let post = model.posterior(l);
+    let lam_inv = post.row_precision.inverse(faer::Par::Seq);
+    dense::kron(post.col_cov.matrix(), lam_inv.as_ref())
+}
+
+#[test]
+fn one_layer_network_is_exact_after_one_full_batch_iteration() {
+    for formulation in [Formulation::Paper, Formulation::Improved] {
+        let mut rng = StdRng::seed_from_u64(1);
+        let (n, d, k) = (40, 4, 2);
+        let x = randn(&mut rng, n, d);
+        let y = randn(&mut rng, n, k);
+        let config = BaliConfig {
+            formulation,
+            lambda_out: 2.0,
+            ..BaliConfig::default()
+        };
+        let mut model = Bali::<f64>::new(vec![d, k], config, n).unwrap();
+        model.step(x.as_ref(), y.as_ref()).unwrap();
+        let xb = Mat::from_fn(n, d + 1, |i, j| if j < d { x[(i, j)] } else { 1.0 });
+        let lambda0 = Mat::<f64>::identity(d + 1, d + 1) * faer::Scale(2.0);
+        let m0 = Mat::<f64>::zeros(d + 1, k);
+        let nu0 = k as f64 + 2.0;
+        let (mean, cov, sigma) = dense_layer(
+            lambda0.as_ref(),
+            m0.as_ref(),
+            xb.as_ref(),
+            y.as_ref(),
+            nu0,
+            nu0 * 1e-6,
+        );
+        let post = model.posterior(0);
+        assert!(
+            max_rel(post.mean.as_ref(), mean.as_ref()) < 1e-9,
+            "{formulation:?} mean"
+        );
+        assert!(
+            max_rel(post.col_cov.matrix(), sigma.as_ref()) < 1e-9,
+            "{formulation:?} Sigma"
+        );
+        assert!(
+            max_rel(kron_cov(&model, 0).as_ref(), cov.as_ref()) < 1e-9,
+            "{formulation:?} cov"
+        );
+    }
+}
+
+/// Runs a few full-batch steps of a 2-hidden-layer net and checks every layer of the last step
+/// against the dense posterior given its recorded pseudo-targets and an independently built prior.
+fn hidden_layers_exact(formulation: Formulation, preconditioner: Preconditioner) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let n = 30;
+    let dims = vec![3, 5, 4, 1];
+    let x = randn(&mut rng, n, 3);
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (x[(i, 0)] * 1.3).sin() + 0.5 * x[(i, 1)] * x[(i, 2)]
+    });
+    let (lambda, wd) = (1.5, 0.7);
+    let config = BaliConfig {
+        formulation,
+        preconditioner,
+        activation: Activation::Tanh,
+        lambda,
+        wd,
+        lambda_out: 1.0,
+        ..BaliConfig::default()
+    };
+    let mut model = Bali::<f64>::new(dims.clone(), config, n).unwrap();
+    for _ in 0..3 {
+        model.step(x.as_ref(), y.as_ref()).unwrap();
+    }
+    let means_before = model.means().to_vec();
+    model.set_recording(true);
+    model.step(x.as_ref(), y.as_ref()).unwrap();
+    for l in 0..dims.len() - 1 {
+        let rec = model.last_record(l).expect("recorded");
+        let (p, q) = (dims[l] + 1, dims[l + 1]);
+        let output = l + 2 == dims.len();
+        let (lambda0, m0) = if output || formulation == Formulation::Paper {
+            let lam = if output { 1.0 } else { lambda };
+            (
+                Mat::<f64>::identity(p, p) * faer::Scale(lam),
+                Mat::<f64>::zeros(p, q),
+            )
+        } else {
+            let diag = |i: usize| if i + 1 < p { lambda + wd } else { lambda };
+            let lambda0 = Mat::from_fn(p, p, |i, j| if i == j { diag(i) } else { 0.0 });
+            let m0 = Mat::from_fn(p, q, |i, j| lambda * means_before[l][(i, j)] / diag(i));
+            (lambda0, m0)
+        };
+        let nu0 = q as f64 + 2.0;
+        let (mean, cov, sigma) = dense_layer(
+            lambda0.as_ref(),
+            m0.as_ref(),
+            rec.inputs.as_ref(),
+            rec.targets.as_ref(),
+            nu0,
+            nu0 * 1e-6,
+        );
+        let post = model.posterior(l);
+        let tag = format!("{formulation:?}/{preconditioner:?} layer {l}");
+        assert!(
+            max_rel(post.mean.as_ref(), mean.as_ref()) < 1e-9,
+            "{tag} mean"
+        );
+        assert!(
+            max_rel(post.col_cov.matrix(), sigma.as_ref()) < 1e-8,
+            "{tag} Sigma"
+        );
+        assert!(
+            max_rel(kron_cov(&model, l).as_ref(), cov.as_ref()) < 1e-8,
+            "{tag} cov"
+        );
+        if output {
+            assert!(
+                max_rel(rec.targets.as_ref(), y.as_ref()) == 0.0,
+                "{tag}: T_L = Y"
+            );
+        }
+    }
+}
+
+#[test]
+fn hidden_layers_are_exact_given_pseudo_targets_paper() {
+    hidden_layers_exact(Formulation::Paper, Preconditioner::Kfac);
+}
+
+#[test]
+fn hidden_layers_are_exact_given_pseudo_targets_improved() {
+    hidden_layers_exact(Formulation::Improved, Preconditioner::Kfac);
+    hidden_layers_exact(Formulation::Improved, Preconditioner::Scalar);
+}
+
+fn gap_data(rng: &mut StdRng) -> (Mat<f64>, Mat<f64>) {
+    let n = 80;
+    let x = Mat::from_fn(n, 1, |i, _| {
+        let u = (i % 40) as f64 / 39.0;
+        if i < 40 {
+            -2.0 + 1.5 * u
+        } else {
+            0.5 + 1.5 * u
+        }
+    });
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (2.0 * x[(i, 0)]).sin() + 0.1 * rng.sample::<f64, _>(StandardNormal)
+    });
+    (x, y)
+}
+
+#[test]
+fn predictive_spread_is_larger_in_the_gap_than_at_the_data() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let (x, y) = gap_data(&mut rng);
+    let n = x.nrows();
+    let mut model = Bali::<f64>::new(vec![1, 50, 1], BaliConfig::default(), n).unwrap();
+    model
+        .fit(x.as_ref(), y.as_ref(), 60, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    let probe = Mat::from_fn(3, 1, |i, _| [0.0, -1.25, 1.25][i]);
+    let mut srng = StdRng::seed_from_u64(11);
+    let samples = model
+        .predict_samples(probe.as_ref(), 400, PredictMode::Weights, &mut srng)
+        .unwrap();
+    let std_at = |i: usize| {
+        let m = samples.iter().map(|s| s[(i, 0)]).sum::<f64>() / samples.len() as f64;
+        (samples.iter().map(|s| (s[(i, 0)] - m).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
+    };
+    let (gap, left, right) = (std_at(0), std_at(1), std_at(2));
+    assert!(
+        gap > left && gap > right,
+        "predictive std in the gap {gap} must exceed the std at the data {left}, {right}"
+    );
+    // The fit at the data is good: the mean network follows sin(2x) there.
+    let f = model.predict_mean_network(probe.as_ref()).unwrap();
+    assert!(
+        (f[(1, 0)] - (-2.5f64).sin()).abs() < 0.3,
+        "fit at x=-1.25: {}",
+        f[(1, 0)]
+    );
+}
+
+#[test]
+fn training_is_bit_identical_for_a_seed() {
+    let run = |seed: u64| {
+        let mut rng = StdRng::seed_from_u64(5);
+        let x = randn(&mut rng, 64, 3);
+        let y = randn(&mut rng, 64, 1);
+        let config = BaliConfig {
+            seed,
+            batch_size: Some(16),
+            ..BaliConfig::default()
+        };
+        let mut model = Bali::<f64>::new(vec![3, 8, 1], config, 64).unwrap();
+        model
+            .fit(x.as_ref(), y.as_ref(), 12, |_, _| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        let mut srng = StdRng::seed_from_u64(9);
+        let s = model
+            .predict_samples(x.as_ref(), 3, PredictMode::Weights, &mut srng)
+            .unwrap();
+        (model.means().to_vec(), s)
+    };
+    let (m1, s1) = run(42);
+    let (m2, s2) = run(42);
+    let (m3, _) = run(43);
+    for (a, b) in m1.iter().zip(&m2) {
+        assert!(a == b, "means differ between identical runs");
+    }
+    for (a, b) in s1.iter().zip(&s2) {
+        assert!(a == b, "samples differ between identical runs");
+    }
+    assert!(
+        m1.iter().zip(&m3).any(|(a, b)| a != b),
+        "seed has no effect"
+    );
+}
+
+#[test]
+fn both_formulations_reduce_the_training_error_in_mini_batches_and_f32() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let n = 256;
+    let x = randn(&mut rng, n, 2);
+    let y = Mat::from_fn(n, 1, |i, _| (x[(i, 0)]).tanh() + 0.3 * x[(i, 1)]);
+    let xf = Mat::<f32>::from_fn(n, 2, |i, j| x[(i, j)] as f32);
+    let yf = Mat::<f32>::from_fn(n, 1, |i, j| y[(i, j)] as f32);
+    for formulation in [Formulation::Paper, Formulation::Improved] {
+        let config = BaliConfig {
+            formulation,
+            batch_size: Some(64),
+            ..BaliConfig::default()
+        };
+        let mut model = Bali::<f32>::new(vec![2, 16, 1], config, n).unwrap();
+        let mut losses = Vec::new();
+        model
+            .fit(xf.as_ref(), yf.as_ref(), 80, |_, info| {
+                losses.push(info.batch_loss);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
+        let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
+        assert!(
+            last < 0.5 * first,
+            "{formulation:?}: loss {first} -> {last}"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_and_options_are_errors_not_panics() {
+    let x = Mat::<f64>::from_fn(10, 2, |i, j| (i + j) as f64);
+    let mut y = Mat::<f64>::zeros(10, 1);
+    let mut model = Bali::<f64>::new(vec![2, 4, 1], BaliConfig::default(), 10).unwrap();
+    y[(3, 0)] = f64::NAN;
+    let err = model.step(x.as_ref(), y.as_ref()).unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
+    let err = model
+        .step(x.as_ref(), Mat::<f64>::zeros(10, 2).as_ref())
+        .unwrap_err();
+    assert!(err.to_string().contains("expected"), "{err}");
+    let bad = BaliConfig {
+        lambda: 0.0,
+        ..BaliConfig::default()
+    };
+    let err = Bali::<f64>::new(vec![2, 4, 1], bad, 10).unwrap_err();
+    assert!(err.to_string().contains("lambda"), "{err}");
+    let bad = BaliConfig {
+        hidden_sigma: SigmaSpec::Fixed { s2: -1.0 },
+        ..BaliConfig::default()
+    };
+    assert!(Bali::<f64>::new(vec![2, 4, 1], bad, 10).is_err());
+}
