@@ -303,6 +303,56 @@ fn activations<T: Scalar>() {
     }
 }
 
+/// Largest relative error (in units of machine epsilon) of the SIMD slice kernels against the
+/// scalar `std` reference on a dense sweep of `[-lim, lim]`.
+fn accuracy<T: Scalar>(lim: f64) {
+    let n = 2_000_001;
+    let h: Vec<T> = (0..n)
+        .map(|i| T::of(lim * (2.0 * i as f64 / (n - 1) as f64 - 1.0)))
+        .collect();
+    let mut out = vec![T::zero(); n];
+    for act in [Activation::Tanh, Activation::Gelu, Activation::Sigmoid] {
+        for derivative in [false, true] {
+            if derivative {
+                act.derivative_slice(&h, &mut out);
+            } else {
+                act.apply_slice(&h, &mut out);
+            }
+            let mut worst: f64 = 0.0;
+            let mut worst_abs: f64 = 0.0;
+            let mut at = 0.0;
+            // Relative error where the result is well above the flush-to-zero range of the SIMD
+            // `exp`, absolute error everywhere (GELU' crosses zero near h = -0.75).
+            let floor = T::min_positive_value().to_f64() * 1e10;
+            for (&x, &y) in h.iter().zip(&out) {
+                let r = if derivative {
+                    act.derivative(x)
+                } else {
+                    act.value(x)
+                };
+                let (y, r) = (y.to_f64(), r.to_f64());
+                worst_abs = worst_abs.max((y - r).abs() / T::EPS.to_f64());
+                let e = (y - r).abs() / r.abs() / T::EPS.to_f64();
+                if r.abs() > floor
+                    && e > worst
+                    && !(act == Activation::Gelu && derivative && r.abs() < 0.01)
+                {
+                    worst = e;
+                    at = x.to_f64();
+                }
+            }
+            println!(
+                "{} {:8} {:10}: max relative error {:5.2} eps (at h = {at:.4}), absolute {:5.2} eps",
+                T::NAME,
+                act.name(),
+                if derivative { "derivative" } else { "value" },
+                worst,
+                worst_abs
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
@@ -312,6 +362,11 @@ fn main() {
         Par::Seq
     };
     println!("threads = {threads}");
+    if args.iter().any(|a| a == "acc") {
+        accuracy::<f64>(40.0);
+        accuracy::<f32>(20.0);
+        return;
+    }
     if args.iter().any(|a| a == "act") {
         activations::<f64>();
         activations::<f32>();

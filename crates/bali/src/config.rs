@@ -21,7 +21,9 @@ impl std::str::FromStr for Formulation {
         match s {
             "paper" | "Paper" => Ok(Formulation::Paper),
             "improved" | "Improved" => Ok(Formulation::Improved),
-            _ => Err(format!("unknown formulation `{s}` (expected paper or improved)")),
+            _ => Err(format!(
+                "unknown formulation `{s}` (expected paper or improved)"
+            )),
         }
     }
 }
@@ -42,7 +44,9 @@ impl std::str::FromStr for Preconditioner {
         match s {
             "kfac" | "Kfac" => Ok(Preconditioner::Kfac),
             "scalar" | "Scalar" => Ok(Preconditioner::Scalar),
-            _ => Err(format!("unknown preconditioner `{s}` (expected kfac or scalar)")),
+            _ => Err(format!(
+                "unknown preconditioner `{s}` (expected kfac or scalar)"
+            )),
         }
     }
 }
@@ -100,7 +104,9 @@ pub struct BaliConfig {
     pub seed: u64,
     /// Threads available to the dense kernels (parallelism is chosen by problem size).
     pub threads: usize,
-    /// Refresh the Cholesky factors of `Lambda_N` and `D_l` every `k` steps (1: every step).
+    /// Refresh the Cholesky factor of the damped curvature `D_l` every `k` steps (1: every
+    /// step); in between, the pseudo-targets use the last factor. `Lambda_N` and `Sigma_l` are
+    /// refactored every step, so every layer posterior stays exact given its targets.
     pub refresh_every: usize,
     /// Jitter retry allowed when a factor is not positive definite (reported, never hidden).
     pub jitter: JitterPolicy,

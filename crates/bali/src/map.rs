@@ -72,7 +72,8 @@ impl<T: Scalar> MapNet<T> {
         let mlp = Mlp::new(dims, config.activation)?;
         let mut rng = StdRng::seed_from_u64(config.seed);
         let weights: Vec<Mat<T>> = mlp.init_weights(&mut rng);
-        let shapes: Vec<(usize, usize)> = (0..mlp.num_layers()).map(|l| mlp.layer_shape(l)).collect();
+        let shapes: Vec<(usize, usize)> =
+            (0..mlp.num_layers()).map(|l| mlp.layer_shape(l)).collect();
         let adam = Adam::new(T::of(config.lr), T::zero(), &shapes);
         Ok(MapNet {
             mlp,
@@ -149,7 +150,9 @@ impl<T: Scalar> MapNet<T> {
                     step: self.step,
                 });
             }
-            let gs = self.mlp.backward(&self.weights, &trace, seed.as_ref(), Par::Seq)?;
+            let gs = self
+                .mlp
+                .backward(&self.weights, &trace, seed.as_ref(), Par::Seq)?;
             let mut grads = self.mlp.weight_grads(&trace, &gs, Par::Seq)?;
             let inv_b = T::one() / T::of(xs.nrows() as f64);
             for (g, w) in grads.iter_mut().zip(&self.weights) {

@@ -122,7 +122,8 @@ impl<T: Scalar> Ensemble<T> {
         let per = s.div_ceil(k).max(1);
         let mut all = Vec::with_capacity(per * k);
         for (m, member) in self.members.iter().enumerate() {
-            let mut rng = StdRng::seed_from_u64(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)));
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(m as u64 + 1)));
             all.extend(member.predict_samples(x, per, mode, &mut rng)?);
         }
         Ok(all)

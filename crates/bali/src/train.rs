@@ -9,8 +9,8 @@ use std::ops::ControlFlow;
 use bali_autodiff::{Mlp, Trace};
 use bali_kernels::{syrk_ema, ParPolicy, Scalar};
 use bali_mn::{
-    posterior_step, ColCovMode, FactorId, KronFactor, MatrixNormal, NaturalStats,
-    PosteriorConfig, Prior,
+    posterior_step, ColCovMode, FactorId, KronFactor, MatrixNormal, NaturalStats, PosteriorConfig,
+    Prior,
 };
 use faer::{Mat, MatRef, Par};
 use rand::rngs::StdRng;
@@ -365,7 +365,7 @@ impl<T: Scalar> Bali<T> {
             });
         }
         let jitter_tries = match self.config.formulation {
-            Formulation::Paper => self.paper_step(&trace, x, y, rho, par)?,
+            Formulation::Paper => self.paper_step(&trace, y, rho, par)?,
             Formulation::Improved => self.improved_step(&mut trace, y, rho, par)?,
         };
         self.step += 1;
@@ -420,21 +420,13 @@ impl<T: Scalar> Bali<T> {
     }
 
     /// 3.1: all layers from one forward and one backward pass, `T_l = H_l - alpha_l G_l`.
-    fn paper_step(
-        &mut self,
-        trace: &Trace<T>,
-        x: MatRef<'_, T>,
-        y: MatRef<'_, T>,
-        rho: T,
-        par: Par,
-    ) -> Result<u32> {
-        let _ = x;
+    fn paper_step(&mut self, trace: &Trace<T>, y: MatRef<'_, T>, rho: T, par: Par) -> Result<u32> {
         let n_layers = self.mlp.num_layers();
         let seed = residual_seed(trace.output(), y);
         let grads = self.mlp.backward(&self.means, trace, seed.as_ref(), par)?;
         let alpha = T::of(self.config.hidden_alpha());
         let mut tries = 0;
-        for l in 0..n_layers {
+        for (l, g) in grads.iter().enumerate() {
             let (p, q) = self.mlp.layer_shape(l);
             let output = l + 1 == n_layers;
             let (lambda, spec) = if output {
@@ -448,17 +440,23 @@ impl<T: Scalar> Bali<T> {
                 y.to_owned()
             } else {
                 let h = &trace.pre[l];
-                let g = &grads[l];
                 Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - alpha * g[(i, j)])
             };
-            tries += self.update_layer(l, &prior, trace.inputs[l].as_ref(), targets.as_ref(), rho)?;
+            tries +=
+                self.update_layer(l, &prior, trace.inputs[l].as_ref(), targets.as_ref(), rho)?;
         }
         Ok(tries)
     }
 
     /// 3.2: output layer first, then Gauss-Newton-preconditioned hidden targets with the
     /// proximal prior.
-    fn improved_step(&mut self, trace: &mut Trace<T>, y: MatRef<'_, T>, rho: T, par: Par) -> Result<u32> {
+    fn improved_step(
+        &mut self,
+        trace: &mut Trace<T>,
+        y: MatRef<'_, T>,
+        rho: T,
+        par: Par,
+    ) -> Result<u32> {
         let n_layers = self.mlp.num_layers();
         let out = n_layers - 1;
         let (p_out, q_out) = self.mlp.layer_shape(out);
@@ -484,12 +482,11 @@ impl<T: Scalar> Bali<T> {
             .map(|l| Mat::zeros(b * q_out, self.mlp.layer_shape(l).1))
             .collect();
         for k in 0..q_out {
-            let dk = self.mlp.output_jacobian_backward(&self.means, trace, k, par)?;
+            let dk = self
+                .mlp
+                .output_jacobian_backward(&self.means, trace, k, par)?;
             for l in 0..out {
-                deltas[l]
-                    .as_mut()
-                    .subrows_mut(k * b, b)
-                    .copy_from(&dk[l]);
+                deltas[l].as_mut().subrows_mut(k * b, b).copy_from(&dk[l]);
             }
         }
         let beta = self.layers[0].stats.beta;
@@ -497,7 +494,7 @@ impl<T: Scalar> Bali<T> {
         let gamma = T::of(self.config.gamma);
         let lambda = T::of(self.config.lambda);
         let wd = T::of(self.config.wd);
-        let refresh = self.step % self.config.refresh_every as u64 == 0;
+        let refresh = self.step.is_multiple_of(self.config.refresh_every as u64);
         for l in 0..out {
             let (p, q) = self.mlp.layer_shape(l);
             let syrk_par = self.par((b * q_out * q * q) as f64);
@@ -509,7 +506,9 @@ impl<T: Scalar> Bali<T> {
                 .expect("Improved hidden layers carry a curvature EMA");
             curv.update(deltas[l].as_ref(), b, beta, syrk_par);
             let c_tilde = curv.tilde(beta);
-            let trace_c = (0..q).map(|i| c_tilde[(i, i)]).fold(T::zero(), |a, v| a + v);
+            let trace_c = (0..q)
+                .map(|i| c_tilde[(i, i)])
+                .fold(T::zero(), |a, v| a + v);
             let mean_diag = trace_c / T::of(q as f64);
             if curv.floor_abs.is_none() {
                 // tr(C_l at step 1) / q: with bias correction C~ at step 1 is the batch C.

@@ -447,10 +447,16 @@ fn time_case<T: Scalar>(
             let inputs = KronInputs::<T>::new(p, q, seed);
             let big = dense::kron(inputs.b.as_ref(), inputs.a.as_ref());
             let rhs = dense::vec(inputs.v.as_ref());
-            median_seconds(timing, || {
+            // The dense reference uses faer's high-level Cholesky, which runs with faer's
+            // global parallelism: set it from the policy for this case, then restore it.
+            let previous = faer::get_global_parallelism();
+            faer::set_global_parallelism(policy.par(case.flops()));
+            let timed = median_seconds(timing, || {
                 black_box(dense::spd_solve(big.as_ref(), rhs.as_ref())?);
                 Ok(())
-            })
+            });
+            faer::set_global_parallelism(previous);
+            timed
         }
         Op::SyrkEma => {
             let b = case.b.unwrap_or(1);

@@ -10,6 +10,7 @@
 //! failure as a [`CliError`] value; the binary turns that into a message and an exit code.
 
 pub mod bench_kron;
+pub mod uci;
 pub mod verify;
 
 use std::io::Write;
@@ -36,6 +37,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Throughput benchmarks.
     Bench(BenchArgs),
+    /// UCI regression benchmark on the standard splits (selection on a validation carve).
+    Uci(uci::UciArgs),
 }
 
 /// `bali verify ...`
@@ -77,6 +80,12 @@ pub enum CliError {
     /// Failure inside the matrix-normal algebra (names the factor and shape).
     #[error(transparent)]
     Algebra(#[from] bali_mn::MnError),
+    /// Training, prediction or data failure.
+    #[error(transparent)]
+    Bali(#[from] crate::BaliError),
+    /// Reading data failed.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// Writing the output failed (e.g. a closed pipe).
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
@@ -122,6 +131,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Bench(b) => match b.command {
             BenchCommand::Kron(args) => bench_kron::run(&args, out),
         },
+        Command::Uci(args) => uci::run(&args, out).map(|_| ()),
     }
 }
 
