@@ -17,7 +17,7 @@ use crate::prior::{ColCovMode, Prior};
 use crate::stats::NaturalStats;
 use bali_kernels::Scalar;
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 /// Per-call settings of [`posterior_step`] and [`posterior_from_stats`].
 #[derive(Clone, Copy, Debug)]
@@ -62,17 +62,66 @@ fn check_dof(layer: Option<usize>, nu_n: f64, q: usize) -> Result<()> {
     }
 }
 
+/// The prior row precision `Lambda_0` as the products `Lambda_0 M` use it: its diagonal when
+/// the strict lower triangle is zero (the priors of both formulations), else the full
+/// symmetric matrix.
+///
+/// A diagonal `Lambda_0` times `M` (p x q) is `p q` flops instead of the dense `2 p^2 q`, with
+/// the same values: every other term of the dense sums is an exact zero.
+enum PriorPrecision<T> {
+    /// `diag(Lambda_0)` (length p).
+    Diagonal(Vec<T>),
+    /// The full symmetric `Lambda_0` (p x p).
+    Dense(Mat<T>),
+}
+
+impl<T: Scalar> PriorPrecision<T> {
+    /// Reads the lower triangle of `prior.precision` (`p^2 / 2` comparisons).
+    fn of(prior: &Prior<T>) -> Self {
+        let lambda_0 = prior.precision.as_ref();
+        let p = lambda_0.nrows();
+        let diagonal = (0..p).all(|j| (j + 1..p).all(|i| lambda_0[(i, j)] == T::zero()));
+        if diagonal {
+            PriorPrecision::Diagonal((0..p).map(|i| lambda_0[(i, i)]).collect())
+        } else {
+            PriorPrecision::Dense(prior.precision_sym())
+        }
+    }
+
+    /// `out <- out + Lambda_0 m` (`Add`) or `out <- Lambda_0 m` (`Replace`); `m`, `out` p x q.
+    fn mul_into(&self, mut out: MatMut<'_, T>, accum: Accum, m: MatRef<'_, T>, par: Par) {
+        match self {
+            PriorPrecision::Diagonal(diag) => {
+                for j in 0..m.ncols() {
+                    for (i, &d) in diag.iter().enumerate() {
+                        let v = d * m[(i, j)];
+                        out[(i, j)] = match accum {
+                            Accum::Add => out[(i, j)] + v,
+                            Accum::Replace => v,
+                        };
+                    }
+                }
+            }
+            PriorPrecision::Dense(lambda_0) => {
+                matmul(out, accum, lambda_0.as_ref(), m, T::one(), par);
+            }
+        }
+    }
+}
+
 /// `Lambda_N = Lambda_0 + S~_xx` (factored) and `M_N = Lambda_N^{-1} (Lambda_0 M_0 + S~_xt)`.
 fn row_posterior<T: Scalar>(
     prior: &Prior<T>,
+    lambda_0: &PriorPrecision<T>,
     stats: &NaturalStats<T>,
     cfg: &PosteriorConfig,
 ) -> Result<(KronFactor<T>, Mat<T>)> {
     let mut lambda_n = stats.sxx_tilde();
-    let lambda_0 = prior.precision_sym();
+    // Only the lower triangle of Lambda_N is read by the factorization.
+    let precision = prior.precision.as_ref();
     for j in 0..lambda_n.ncols() {
         for i in j..lambda_n.nrows() {
-            lambda_n[(i, j)] += lambda_0[(i, j)];
+            lambda_n[(i, j)] += precision[(i, j)];
         }
     }
     let lambda_n = KronFactor::new(
@@ -82,14 +131,7 @@ fn row_posterior<T: Scalar>(
         cfg.par,
     )?;
     let mut mean = stats.sxt_tilde();
-    matmul(
-        mean.as_mut(),
-        Accum::Add,
-        lambda_0.as_ref(),
-        prior.mean.as_ref(),
-        T::one(),
-        cfg.par,
-    );
+    lambda_0.mul_into(mean.as_mut(), Accum::Add, prior.mean.as_ref(), cfg.par);
     lambda_n.solve_in_place(mean.as_mut(), cfg.par);
     Ok((lambda_n, mean))
 }
@@ -97,6 +139,7 @@ fn row_posterior<T: Scalar>(
 /// `Sigma = (Psi_0 + S~_rr + (M_N - M_0)^T Lambda_0 (M_N - M_0)) / (nu_0 + n~ - q - 1)`.
 fn learned_col_cov<T: Scalar>(
     prior: &Prior<T>,
+    lambda_0: &PriorPrecision<T>,
     psi0: &Mat<T>,
     nu0: T,
     stats: &NaturalStats<T>,
@@ -108,14 +151,7 @@ fn learned_col_cov<T: Scalar>(
     check_dof(cfg.layer, nu_n, q)?;
     let d = mean_n - &prior.mean;
     let mut g = Mat::<T>::zeros(prior.p(), q);
-    matmul(
-        g.as_mut(),
-        Accum::Replace,
-        prior.precision_sym().as_ref(),
-        d.as_ref(),
-        T::one(),
-        cfg.par,
-    );
+    lambda_0.mul_into(g.as_mut(), Accum::Replace, d.as_ref(), cfg.par);
     let mut psi_n = stats.srr_tilde();
     matmul(
         psi_n.as_mut(),
@@ -149,7 +185,8 @@ fn learned_col_cov<T: Scalar>(
 /// `Sigma = Psi_N / (nu_N - q - 1)`.
 ///
 /// Shapes: `X` B x p, `T` B x q, prior p x q. Cost `B p^2 + 2 B p q + p^3/3 + 2 p^2 q`
-/// (+ `2 B p q + B q^2 + 2 p^2 q + p q^2 + q^3/3` in `Learned` mode).
+/// (+ `2 B p q + B q^2 + 2 p q^2 + q^3/3` in `Learned` mode) for a diagonal `Lambda_0`; a
+/// non-diagonal one adds `2 p^2 q` (`Lambda_0 M_0`), and `2 p^2 q` more in `Learned` mode.
 ///
 /// Errors: invalid input ([`MnError::ShapeMismatch`], [`MnError::NonFinite`],
 /// [`MnError::InvalidParameter`], [`MnError::DegreesOfFreedom`]) is detected before `stats`
@@ -172,8 +209,9 @@ pub fn posterior_step<T: Scalar>(
             prior.q(),
         )?;
     }
-    stats.update(x, t, rho, cfg.par)?;
-    let (lambda_n, mean_n) = row_posterior(prior, stats, cfg)?;
+    stats.update_checked(x, t, rho, cfg.par);
+    let lambda_0 = PriorPrecision::of(prior);
+    let (lambda_n, mean_n) = row_posterior(prior, &lambda_0, stats, cfg)?;
     let col_cov = match &prior.col {
         ColCovMode::Fixed { s2 } => {
             KronFactor::try_identity_scaled(prior.q(), *s2, FactorId::col_cov(cfg.layer))?
@@ -189,7 +227,7 @@ pub fn posterior_step<T: Scalar>(
                 cfg.par,
             );
             stats.update_residual(r.as_ref(), rho, cfg.par)?;
-            learned_col_cov(prior, psi0, *nu0, stats, mean_n.as_ref(), cfg)?
+            learned_col_cov(prior, &lambda_0, psi0, *nu0, stats, mean_n.as_ref(), cfg)?
         }
     };
     MatrixNormal::new(mean_n, lambda_n, col_cov)
@@ -203,13 +241,14 @@ pub fn posterior_from_stats<T: Scalar>(
     cfg: &PosteriorConfig,
 ) -> Result<MatrixNormal<T>> {
     check_prior_against_stats(prior, stats)?;
-    let (lambda_n, mean_n) = row_posterior(prior, stats, cfg)?;
+    let lambda_0 = PriorPrecision::of(prior);
+    let (lambda_n, mean_n) = row_posterior(prior, &lambda_0, stats, cfg)?;
     let col_cov = match &prior.col {
         ColCovMode::Fixed { s2 } => {
             KronFactor::try_identity_scaled(prior.q(), *s2, FactorId::col_cov(cfg.layer))?
         }
         ColCovMode::Learned { psi0, nu0 } => {
-            learned_col_cov(prior, psi0, *nu0, stats, mean_n.as_ref(), cfg)?
+            learned_col_cov(prior, &lambda_0, psi0, *nu0, stats, mean_n.as_ref(), cfg)?
         }
     };
     MatrixNormal::new(mean_n, lambda_n, col_cov)
@@ -285,6 +324,32 @@ mod tests {
         assert!(matches!(
             posterior_from_stats(&prior, &stats, &cfg),
             Err(MnError::DegreesOfFreedom { .. })
+        ));
+    }
+
+    #[test]
+    fn diagonal_precision_products_equal_the_dense_ones() {
+        let (p, q) = (7, 5);
+        let m = Mat::<f64>::from_fn(p, q, |i, j| ((3 * i + 5 * j) % 11) as f64 / 7.0 - 0.6);
+        let out0 = Mat::<f64>::from_fn(p, q, |i, j| (i as f64 - j as f64) / 3.0);
+        let diag: Vec<f64> = (0..p).map(|i| 0.3 + i as f64 / 9.0).collect();
+        let prior = Prior::diagonal(Mat::zeros(p, q), &diag, ColCovMode::Fixed { s2: 1.0 })
+            .expect("valid prior");
+        let fast = PriorPrecision::of(&prior);
+        assert!(matches!(fast, PriorPrecision::Diagonal(_)));
+        let dense = PriorPrecision::Dense(prior.precision_sym());
+        for accum in [Accum::Add, Accum::Replace] {
+            let (mut a, mut b) = (out0.clone(), out0.clone());
+            fast.mul_into(a.as_mut(), accum, m.as_ref(), Par::Seq);
+            dense.mul_into(b.as_mut(), accum, m.as_ref(), Par::Seq);
+            assert_eq!(a, b, "{accum:?}");
+        }
+        // Any nonzero below the diagonal selects the dense product.
+        let mut full = prior.clone();
+        full.precision[(4, 1)] = 0.01;
+        assert!(matches!(
+            PriorPrecision::of(&full),
+            PriorPrecision::Dense(_)
         ));
     }
 

@@ -109,12 +109,19 @@ impl<T: Scalar> NaturalStats<T> {
     /// `rho` is finite and `> 0`.
     pub fn update(&mut self, x: MatRef<'_, T>, t: MatRef<'_, T>, rho: T, par: Par) -> Result<()> {
         self.check_batch(x, t, rho)?;
+        self.update_checked(x, t, rho, par);
+        Ok(())
+    }
+
+    /// [`NaturalStats::update`] for a batch that has already passed
+    /// [`NaturalStats::check_batch`] (the caller's check is not repeated: it scans every
+    /// entry of `X` and `T`).
+    pub(crate) fn update_checked(&mut self, x: MatRef<'_, T>, t: MatRef<'_, T>, rho: T, par: Par) {
         let c = (T::one() - self.beta) * rho;
         syrk_ema(self.sxx.as_mut(), x, self.beta, c, par);
         gemm_ema(self.sxt.as_mut(), x, t, self.beta, c, par);
         self.n = self.beta * self.n + c * T::of(x.nrows() as f64);
         self.step += 1;
-        Ok(())
     }
 
     /// `S_rr <- beta S_rr + (1-beta) rho R^T R` for residuals `R` (B x q) at the current step

@@ -14,7 +14,7 @@ use crate::config::BaliConfig;
 use crate::error::{BaliError, Result};
 use crate::map::{MapConfig, MapNet};
 use crate::metrics;
-use crate::predict::{Ensemble, PredictMode};
+use crate::predict::PredictMode;
 use crate::train::Bali;
 
 /// A training method with its options.
@@ -101,6 +101,9 @@ impl Member {
     }
 }
 
+/// Progress report: phase name, iterations done, iterations planned.
+pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
+
 /// Options of the held-out protocol.
 #[derive(Clone, Debug)]
 pub struct ProtocolOptions {
@@ -173,15 +176,6 @@ pub struct Selection {
     pub curve: Vec<Checkpoint>,
 }
 
-/// Predictive mean of a set of samples (n x 1 each).
-pub fn predictive_mean(samples: &[Mat<f64>]) -> Mat<f64> {
-    let n = samples.first().map_or(0, |s| s.nrows());
-    let inv = 1.0 / samples.len().max(1) as f64;
-    Mat::from_fn(n, 1, |i, _| {
-        samples.iter().map(|s| s[(i, 0)]).sum::<f64>() * inv
-    })
-}
-
 /// Held-out log-likelihood at the best predictive `sigma^2` (1-D search over `log sigma^2`),
 /// as `(sigma^2, mean log-likelihood)` in standardized units.
 pub fn calibrate_sigma2(samples: &[Mat<f64>], y: MatRef<'_, f64>) -> (f64, f64) {
@@ -248,6 +242,7 @@ pub fn select_iterations(
     valid: (MatRef<'_, f64>, MatRef<'_, f64>),
     options: &ProtocolOptions,
     members: usize,
+    progress: Option<Progress<'_>>,
 ) -> Result<Selection> {
     let (x, y) = train;
     let (xv, yv) = valid;
@@ -266,7 +261,8 @@ pub fn select_iterations(
         }
         let samples = ens.samples(xv, options.samples, options.seed ^ 0xA5A5)?;
         let (sigma2, valid_ll) = calibrate_sigma2(&samples, yv);
-        let mean = predictive_mean(&samples);
+        let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
+        let mean = metrics::predictive_mean(&refs);
         let valid_rmse = metrics::rmse(mean.as_ref(), yv);
         let cp = Checkpoint {
             iterations: c,
@@ -275,6 +271,9 @@ pub fn select_iterations(
             sigma2,
         };
         curve.push(cp);
+        if let Some(report) = progress {
+            report("selecting on the held-out carve", c, options.max_iterations);
+        }
         if best.is_none_or(|b| valid_ll > b.valid_ll) {
             best = Some(cp);
             since_best = 0;
@@ -314,6 +313,9 @@ pub struct TestResult {
     pub seconds: f64,
     /// The held-out curve of the chosen options.
     pub curve: Vec<Checkpoint>,
+    /// The predictive samples on the test inputs (standardized units, n x 1 each).
+    #[serde(skip)]
+    pub test_samples: Vec<Mat<f64>>,
 }
 
 /// Standardized split of a regression problem (targets n x 1).
@@ -334,6 +336,7 @@ pub fn run_split(
     dims: &[usize],
     split: &Split<'_>,
     options: &ProtocolOptions,
+    progress: Option<Progress<'_>>,
 ) -> Result<TestResult> {
     let start = Instant::now();
     let (x, y) = split.train;
@@ -353,6 +356,7 @@ pub fn run_split(
             (xv.as_ref(), yv.as_ref()),
             options,
             members,
+            progress,
         );
         let sel = match sel {
             Ok(s) => s,
@@ -383,6 +387,7 @@ pub fn run_split(
             (xv.as_ref(), yv.as_ref()),
             options,
             options.members,
+            progress,
         )?;
     }
     // Mini-batch runs keep the number of epochs when the training set grows.
@@ -401,14 +406,19 @@ pub fn run_split(
         }
     }
     let mut ens = Ensemble64::new(method, dims, n, options.members, options.seed)?;
-    ens.advance_to(x, y, iterations as u64, options.threads)?;
+    for c in checkpoints(iterations) {
+        ens.advance_to(x, y, c as u64, options.threads)?;
+        if let Some(report) = progress {
+            report("training on the whole training split", c, iterations);
+        }
+    }
     let (xt, yt) = split.test;
     let samples = ens.samples(xt, options.samples, options.seed ^ 0x5A5A)?;
     let sigma2 = selection.best.sigma2;
     let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
     let ll = metrics::gaussian_mixture_log_lik(&refs, sigma2, yt, split.y_scale);
     let test_ll = ll.iter().sum::<f64>() / ll.len().max(1) as f64;
-    let mean = predictive_mean(&samples);
+    let mean = metrics::predictive_mean(&refs);
     let rmse = metrics::rmse(mean.as_ref(), yt) * split.y_scale;
     let cov = metrics::interval_coverage(&refs, sigma2, yt, &[0.5, 0.9, 0.95]);
     Ok(TestResult {
@@ -421,32 +431,6 @@ pub fn run_split(
         options: method.label(),
         seconds: start.elapsed().as_secs_f64(),
         curve: selection.curve,
+        test_samples: samples,
     })
-}
-
-/// Ensemble of BALI posteriors trained on `(x, y)` for `iterations` steps (members seeded
-/// `seed + m`), for callers that want the models themselves.
-pub fn train_bali_ensemble(
-    config: &BaliConfig,
-    dims: &[usize],
-    x: MatRef<'_, f64>,
-    y: MatRef<'_, f64>,
-    iterations: usize,
-    members: usize,
-    mut progress: impl FnMut(usize, u64),
-) -> Result<Ensemble<f64>> {
-    let mut out = Vec::with_capacity(members);
-    for m in 0..members {
-        let cfg = BaliConfig {
-            seed: config.seed + m as u64,
-            ..config.clone()
-        };
-        let mut model = Bali::new(dims.to_vec(), cfg, x.nrows())?;
-        model.fit(x, y, iterations, |_, info| {
-            progress(m, info.step);
-            ControlFlow::Continue(())
-        })?;
-        out.push(model);
-    }
-    Ok(Ensemble { members: out })
 }

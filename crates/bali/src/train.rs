@@ -45,6 +45,24 @@ impl<T: Scalar> CurvatureEma<T> {
         self.step += 1;
     }
 
+    /// `C_hat <- beta C_hat + (1 - beta) (1/B) Gram` for a batch Gram matrix `sum_k Delta_k^T
+    /// Delta_k` (q x q, lower triangle read) computed elsewhere (see [`output_fed_gram`]).
+    fn update_from_gram(&mut self, gram: MatRef<'_, T>, batch: usize, beta: T) {
+        let c = (T::one() - beta) / T::of(batch as f64);
+        let q = self.c_hat.nrows();
+        for j in 0..q {
+            for i in j..q {
+                let fresh = c * gram[(i, j)];
+                self.c_hat[(i, j)] = if beta == T::zero() {
+                    fresh
+                } else {
+                    beta * self.c_hat[(i, j)] + fresh
+                };
+            }
+        }
+        self.step += 1;
+    }
+
     /// Bias-corrected `C~ = C_hat / (1 - beta^t)`, full symmetric.
     fn tilde(&self, beta: T) -> Mat<T> {
         let corr = bias_correction(beta, self.step);
@@ -54,6 +72,34 @@ impl<T: Scalar> CurvatureEma<T> {
             self.c_hat[(a, b)] * corr
         })
     }
+}
+
+/// `sum_k Delta_k^T Delta_k` (q x q, lower triangle) of the hidden layer that feeds the
+/// output layer, in closed form. There `Delta_k = dF_k / dH = phi'(H) diag(w_k)` (B x q), with
+/// `w_k` column `k` of the output weights `W_out` (p_out x q_L) without their bias row, so
+///
+/// `sum_k Delta_k^T Delta_k = (W' W'^T) ⊙ (Phi'^T Phi')`,   `W' = W_out[..q, :]`, `Phi' = phi'(H)`.
+///
+/// Cost `B q^2 + q_L q^2` flops (two SYRKs) instead of `q_L` backward passes and the
+/// `q_L B q^2` SYRK of the stacked `Delta_k`; equal up to rounding (the sums are reordered).
+fn output_fed_gram<T: Scalar>(w_out: MatRef<'_, T>, deriv: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let q = deriv.ncols();
+    let mut weights_gram = Mat::<T>::zeros(q, q);
+    syrk_ema(
+        weights_gram.as_mut(),
+        w_out.subrows(0, q).transpose(),
+        T::zero(),
+        T::one(),
+        Par::Seq,
+    );
+    let mut gram = Mat::<T>::zeros(q, q);
+    syrk_ema(gram.as_mut(), deriv, T::zero(), T::one(), par);
+    for j in 0..q {
+        for i in j..q {
+            gram[(i, j)] *= weights_gram[(i, j)];
+        }
+    }
+    gram
 }
 
 fn bias_correction<T: Scalar>(beta: T, step: u64) -> T {
@@ -435,15 +481,16 @@ impl<T: Scalar> Bali<T> {
                 (self.config.lambda, self.config.hidden_sigma)
             };
             let prior = Prior::isotropic(p, q, T::of(lambda), col_mode(spec, q));
-            let targets = if output {
+            let x_l = trace.inputs[l].as_ref();
+            tries += if output {
                 // alpha_L = sigma^2: T_L = F - sigma^2 (F - Y) / sigma^2 = Y exactly.
-                y.to_owned()
+                self.update_layer(l, &prior, x_l, y, rho)?
             } else {
                 let h = &trace.pre[l];
-                Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - alpha * g[(i, j)])
+                let targets =
+                    Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - alpha * g[(i, j)]);
+                self.update_layer(l, &prior, x_l, targets.as_ref(), rho)?
             };
-            tries +=
-                self.update_layer(l, &prior, trace.inputs[l].as_ref(), targets.as_ref(), rho)?;
         }
         Ok(tries)
     }
@@ -467,8 +514,7 @@ impl<T: Scalar> Bali<T> {
             T::of(self.config.lambda_out),
             col_mode(self.config.output_sigma, q_out),
         );
-        let x_out = trace.inputs[out].clone();
-        let mut tries = self.update_layer(out, &prior_out, x_out.as_ref(), y, rho)?;
+        let mut tries = self.update_layer(out, &prior_out, trace.inputs[out].as_ref(), y, rho)?;
         if n_layers == 1 {
             return Ok(tries);
         }
@@ -476,19 +522,36 @@ impl<T: Scalar> Bali<T> {
         self.mlp.forward_from(&self.means, trace, out, par)?;
         let seed = residual_seed(trace.output(), y);
         let grads = self.mlp.backward(&self.means, trace, seed.as_ref(), par)?;
-        // Step 4: curvature factors from one backward pass per output unit.
+        // Step 4: curvature factors. The layer feeding the output in closed form
+        // (`output_fed_gram`); deeper layers from the stacked `Delta_k = dF_k / dH_l`, one
+        // backward pass of the (q_L B) x q_L seed whose block k is the unit vector e_k
+        // (block k of the result is the backward pass of output unit k).
         let b = y.nrows();
-        let mut deltas: Vec<Mat<T>> = (0..out)
-            .map(|l| Mat::zeros(b * q_out, self.mlp.layer_shape(l).1))
-            .collect();
-        for k in 0..q_out {
-            let dk = self
-                .mlp
-                .output_jacobian_backward(&self.means, trace, k, par)?;
-            for l in 0..out {
-                deltas[l].as_mut().subrows_mut(k * b, b).copy_from(&dk[l]);
+        let last_hidden = out - 1;
+        let (p_last, _) = self.mlp.layer_shape(last_hidden);
+        let gram_par = self.par((b * p_last * p_last) as f64);
+        let last_gram = output_fed_gram(
+            self.means[out].as_ref(),
+            trace.deriv[last_hidden].as_ref(),
+            gram_par,
+        );
+        let deltas: Vec<Mat<T>> = if last_hidden > 0 {
+            let mut seed = Mat::<T>::zeros(q_out * b, q_out);
+            for k in 0..q_out {
+                seed.as_mut().subrows_mut(k * b, b).col_mut(k).fill(T::one());
             }
-        }
+            let stacked_flops: f64 = (1..n_layers)
+                .map(|l| {
+                    let (p, q) = self.mlp.layer_shape(l);
+                    2.0 * (q_out * b * (p - 1) * q) as f64
+                })
+                .sum();
+            let stacked_par = self.par(stacked_flops);
+            self.mlp
+                .backward_stacked(&self.means, trace, seed.as_ref(), stacked_par)?
+        } else {
+            Vec::new()
+        };
         let beta = self.layers[0].stats.beta;
         let alpha = T::of(self.config.hidden_alpha());
         let gamma = T::of(self.config.gamma);
@@ -504,7 +567,11 @@ impl<T: Scalar> Bali<T> {
                 .curvature
                 .as_mut()
                 .expect("Improved hidden layers carry a curvature EMA");
-            curv.update(deltas[l].as_ref(), b, beta, syrk_par);
+            if l == last_hidden {
+                curv.update_from_gram(last_gram.as_ref(), b, beta);
+            } else {
+                curv.update(deltas[l].as_ref(), b, beta, syrk_par);
+            }
             let c_tilde = curv.tilde(beta);
             let trace_c = (0..q)
                 .map(|i| c_tilde[(i, i)])
@@ -542,9 +609,15 @@ impl<T: Scalar> Bali<T> {
                             .as_ref()
                             .expect("damped curvature factor was just built");
                         tries += d.jitter().tries;
-                        let mut gd = g.clone();
-                        d.solve_right_in_place(gd.as_mut(), par);
-                        Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[(i, j)] - alpha * gd[(i, j)])
+                        // T = H - alpha G D^{-1}, built in the buffer of G D^{-1}.
+                        let mut targets = g.clone();
+                        d.solve_right_in_place(targets.as_mut(), par);
+                        for j in 0..q {
+                            for i in 0..h.nrows() {
+                                targets[(i, j)] = h[(i, j)] - alpha * targets[(i, j)];
+                            }
+                        }
+                        targets
                     }
                     Preconditioner::Scalar => {
                         let scale = alpha / ((T::one() + gamma) * mean_diag + floor_abs);
@@ -560,8 +633,13 @@ impl<T: Scalar> Bali<T> {
             let m_prev = &self.means[l];
             let m0 = Mat::from_fn(p, q, |i, j| lambda * m_prev[(i, j)] / diag[i]);
             let prior = Prior::diagonal(m0, &diag, col_mode(self.config.hidden_sigma, q))?;
-            let x_l = trace.inputs[l].clone();
-            tries += self.update_layer(l, &prior, x_l.as_ref(), targets.as_ref(), rho)?;
+            tries += self.update_layer(
+                l,
+                &prior,
+                trace.inputs[l].as_ref(),
+                targets.as_ref(),
+                rho,
+            )?;
         }
         Ok(tries)
     }

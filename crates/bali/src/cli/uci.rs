@@ -243,7 +243,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, super::Cli
             seed: args.seed.wrapping_add(1_000_003 * k as u64),
             ..options.clone()
         };
-        let r = run_split(&grid, &dims, &split, &options)?;
+        let r = run_split(&grid, &dims, &split, &options, None)?;
         if args.json {
             let line = SplitLine {
                 dataset: &ds.name,

@@ -1,0 +1,811 @@
+//! `bali bench train`: time per training iteration of BALI (both formulations) against one
+//! Adam step of the same network on the same rows.
+//!
+//! Cases (random data, fixed seed, ReLU, Gaussian outputs since the loop is regression-only):
+//!
+//! | case | dims | batch B | n_train N | EMA |
+//! |---|---|---|---|---|
+//! | `uci` | 13-50-1 | 455 (full batch) | 455 | `beta = 0`, `rho = 1` |
+//! | `mnist` | 784-400-400-10 | 1024 | 60000 | `beta = 1 - B/N`, `rho = N/B` |
+//!
+//! Methods: `adam` (forward, Gaussian loss seed, backward, weight gradients, decay and the
+//! Adam update: exactly the work of one `MapNet::fit(x, y, 1, ..)` over the batch),
+//! `improved_kfac`, `improved_scalar` (BALI `Improved` with the `Kfac` / `Scalar`
+//! preconditioner) and `paper`, each one [`Bali::step`] at the regression defaults.
+//!
+//! Every method first takes a few warm-up steps; then the timed steps run round-robin (one
+//! step of every method per round, so that drift of a shared machine hits all alike), and the
+//! reported time is the median per step. `ratio_to_adam` is that median over Adam's.
+//!
+//! GFLOP/s count the flops of ALGORITHM.md section 7 (see [`method_flops`]): matrix products
+//! `2 B p q`, SYRK `B p^2`, Cholesky `n^3 / 3`, two triangular solves `2 n^2 k`; elementwise
+//! work (activations, the Adam update) is not counted.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::Instant;
+
+use bali_autodiff::{loss_and_seed, Adam, Loss, Mlp};
+use bali_kernels::{Activation, ParPolicy, Scalar};
+use clap::builder::TypedValueParser as _;
+use clap::{Args, ValueEnum};
+use faer::{Mat, MatRef};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde::Serialize;
+
+use super::bench_kron::Dtype;
+use super::CliError;
+use crate::config::{BaliConfig, Formulation, Preconditioner};
+use crate::error::BaliError;
+use crate::map::MapConfig;
+use crate::train::Bali;
+
+/// A network and batch shape to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainCase {
+    /// 13-50-1 on 455 rows, full batch (a UCI-sized regression: boston's training split).
+    #[value(name = "uci")]
+    Uci,
+    /// 784-400-400-10 on mini-batches of 1024 rows out of 60000 (an MNIST-sized MLP).
+    #[value(name = "mnist")]
+    Mnist,
+}
+
+impl TrainCase {
+    /// Both cases, in output order.
+    pub const ALL: [TrainCase; 2] = [TrainCase::Uci, TrainCase::Mnist];
+
+    /// Name used in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainCase::Uci => "uci",
+            TrainCase::Mnist => "mnist",
+        }
+    }
+
+    /// Layer widths `d_0..d_L`.
+    pub fn dims(self) -> Vec<usize> {
+        match self {
+            TrainCase::Uci => vec![13, 50, 1],
+            TrainCase::Mnist => vec![784, 400, 400, 10],
+        }
+    }
+
+    /// Rows per step `B`.
+    pub fn batch(self) -> usize {
+        match self {
+            TrainCase::Uci => 455,
+            TrainCase::Mnist => 1024,
+        }
+    }
+
+    /// Training-set size `N` the EMA is scaled to (`rho = N / B`).
+    pub fn n_train(self) -> usize {
+        match self {
+            TrainCase::Uci => 455,
+            TrainCase::Mnist => 60_000,
+        }
+    }
+
+    /// `(warm-up steps, timed steps)` per method by default (`quick`: fewer).
+    pub fn default_steps(self, quick: bool) -> (usize, usize) {
+        match (self, quick) {
+            (TrainCase::Uci, false) => (5, 20),
+            (TrainCase::Uci, true) => (2, 5),
+            (TrainCase::Mnist, false) => (2, 7),
+            (TrainCase::Mnist, true) => (1, 3),
+        }
+    }
+}
+
+/// A training method timed per step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Method {
+    /// One Adam step (the MAP baseline's work per iteration).
+    #[value(name = "adam")]
+    Adam,
+    /// BALI `Improved`, `Kfac` preconditioner (the default).
+    #[value(name = "improved_kfac")]
+    ImprovedKfac,
+    /// BALI `Improved`, `Scalar` preconditioner.
+    #[value(name = "improved_scalar")]
+    ImprovedScalar,
+    /// BALI `Paper`.
+    #[value(name = "paper")]
+    Paper,
+}
+
+impl Method {
+    /// All methods, in output order (Adam first: the others are reported relative to it).
+    pub const ALL: [Method; 4] = [
+        Method::Adam,
+        Method::ImprovedKfac,
+        Method::ImprovedScalar,
+        Method::Paper,
+    ];
+
+    /// Name used in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Adam => "adam",
+            Method::ImprovedKfac => "improved_kfac",
+            Method::ImprovedScalar => "improved_scalar",
+            Method::Paper => "paper",
+        }
+    }
+
+    /// The BALI configuration of this method (regression defaults), `None` for Adam.
+    pub fn bali_config(self, case: TrainCase, threads: usize, seed: u64) -> Option<BaliConfig> {
+        let (formulation, preconditioner) = match self {
+            Method::Adam => return None,
+            Method::ImprovedKfac => (Formulation::Improved, Preconditioner::Kfac),
+            Method::ImprovedScalar => (Formulation::Improved, Preconditioner::Scalar),
+            Method::Paper => (Formulation::Paper, Preconditioner::Kfac),
+        };
+        let batch = case.batch();
+        Some(BaliConfig {
+            formulation,
+            preconditioner,
+            batch_size: (batch < case.n_train()).then_some(batch),
+            activation: Activation::Relu,
+            seed,
+            threads,
+            ..BaliConfig::default()
+        })
+    }
+}
+
+/// Options of `bali bench train`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchTrainArgs {
+    /// Rayon pool size; kernels use threads only above a flop threshold
+    /// (`bali_kernels::ParPolicy::with_threads(T)`), for BALI and Adam alike.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024).map(|v| v as usize))]
+    pub threads: usize,
+    /// Floating-point type.
+    #[arg(long, value_enum, default_value_t = Dtype::F64)]
+    pub dtype: Dtype,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed steps per method (default 20 for `uci`, 7 for `mnist`; 5 and 3 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000).map(|v| v as usize))]
+    pub repeats: Option<usize>,
+    /// Fewer warm-up and timed steps.
+    #[arg(long)]
+    pub quick: bool,
+    /// Comma-separated cases (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub cases: Option<Vec<TrainCase>>,
+    /// Comma-separated methods (default: all; `adam` is always timed, for the ratios).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub methods: Option<Vec<Method>>,
+    /// Seed of the data and of every initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// One output line: one method on one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Case name (`"uci"`, `"mnist"`).
+    pub case: &'static str,
+    /// Layer widths `d_0..d_L`.
+    pub dims: Vec<usize>,
+    /// Rows per step `B`.
+    pub batch: usize,
+    /// Training-set size `N` (`rho = N / B`).
+    pub n_train: usize,
+    /// Method name.
+    pub method: &'static str,
+    /// Rayon pool size.
+    pub threads: usize,
+    /// `"f64"` or `"f32"`.
+    pub dtype: &'static str,
+    /// Median seconds per step.
+    pub seconds_per_iter: f64,
+    /// `seconds_per_iter` over Adam's on the same case.
+    pub ratio_to_adam: f64,
+    /// Counted flops per step ([`method_flops`]).
+    pub flops: f64,
+    /// `flops / seconds_per_iter / 1e9`.
+    pub gflops: f64,
+    /// Timed steps behind the median.
+    pub samples: usize,
+}
+
+/// Flops of one step of `method` on a network with widths `dims` and `b` rows, following
+/// ALGORITHM.md section 7 (layer `l`: `p = d_l + 1`, `q = d_{l+1}`; `L` layers, `q_L` outputs):
+///
+/// - forward: `sum_l 2 B p q`; one backward pass to every `G_l`: `sum_{l >= 1} 2 B (p - 1) q`;
+/// - Adam: forward + backward + weight gradients `sum_l 2 B p q`;
+/// - BALI, every layer's posterior: `S_xx` `B p^2` + `S_xt` `2 B p q` + Cholesky of
+///   `Lambda_N` `p^3/3` + `M_N` solves `2 p^2 q`, and for the learned `Sigma` (the default)
+///   residual `2 B p q` + `S_rr` `B q^2` + `(M_N - M_0)^T Lambda_0 (M_N - M_0)` `p q^2` +
+///   Cholesky of `Sigma` `q^3/3`;
+/// - `Paper`: forward + one backward + the posteriors;
+/// - `Improved`: forward + output-layer recompute `2 B p_L q_L` + `(1 + q_L)` backward passes
+///   (the gradient and one per output unit) + per hidden layer the curvature SYRK
+///   `q_L B q^2` + the posteriors; `Kfac` adds per hidden layer the Cholesky of `D_l`
+///   `q^3/3` and the solves `G_l D_l^{-1}` `2 B q^2`.
+pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
+    let b = b as f64;
+    let layers = dims.len().saturating_sub(1);
+    let shape = |l: usize| (dims[l] as f64 + 1.0, dims[l + 1] as f64);
+    let forward: f64 = (0..layers)
+        .map(|l| {
+            let (p, q) = shape(l);
+            2.0 * b * p * q
+        })
+        .sum();
+    let backward: f64 = (1..layers)
+        .map(|l| {
+            let (p, q) = shape(l);
+            2.0 * b * (p - 1.0) * q
+        })
+        .sum();
+    let posterior = |l: usize| {
+        let (p, q) = shape(l);
+        let row = b * p * p + 2.0 * b * p * q + p * p * p / 3.0 + 2.0 * p * p * q;
+        let learned = 2.0 * b * p * q + b * q * q + p * q * q + q * q * q / 3.0;
+        row + learned
+    };
+    let posteriors: f64 = (0..layers).map(posterior).sum();
+    match method {
+        Method::Adam => forward + backward + forward,
+        Method::Paper => forward + backward + posteriors,
+        Method::ImprovedKfac | Method::ImprovedScalar => {
+            let q_out = dims[layers] as f64;
+            let (p_last, _) = shape(layers - 1);
+            let hidden: f64 = (0..layers - 1)
+                .map(|l| {
+                    let (_, q) = shape(l);
+                    let kfac = if method == Method::ImprovedKfac {
+                        q * q * q / 3.0 + 2.0 * b * q * q
+                    } else {
+                        0.0
+                    };
+                    q_out * b * q * q + kfac
+                })
+                .sum();
+            forward + 2.0 * b * p_last * q_out + (1.0 + q_out) * backward + hidden + posteriors
+        }
+    }
+}
+
+/// Random regression data for a case: `X` (B x d_0) standard normal, standardized per column;
+/// `Y` (B x d_L) a random one-hidden-layer tanh teacher of `X` plus noise, standardized per
+/// column (as the UCI protocol standardizes inputs and targets).
+pub fn case_data<T: Scalar>(case: TrainCase, seed: u64) -> (Mat<T>, Mat<T>) {
+    let dims = case.dims();
+    let (b, d_in, d_out) = (case.batch(), dims[0], dims[dims.len() - 1]);
+    let hidden = 16;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7261_696E_6265_6E63);
+    let mut normal = || rng.sample::<f64, _>(StandardNormal);
+    let x = standardized(Mat::<f64>::from_fn(b, d_in, |_, _| normal()));
+    let scale = 1.0 / (d_in as f64).sqrt();
+    let w1 = Mat::<f64>::from_fn(d_in, hidden, |_, _| scale * normal());
+    let w2 = Mat::<f64>::from_fn(hidden, d_out, |_, _| normal());
+    let a = (&x * &w1).as_ref().to_owned();
+    let a = Mat::<f64>::from_fn(b, hidden, |i, j| a[(i, j)].tanh());
+    let f = &a * &w2;
+    let y = standardized(Mat::<f64>::from_fn(b, d_out, |i, j| {
+        f[(i, j)] + 0.3 * normal()
+    }));
+    let cast = |m: &Mat<f64>| Mat::<T>::from_fn(m.nrows(), m.ncols(), |i, j| T::of(m[(i, j)]));
+    (cast(&x), cast(&y))
+}
+
+/// Columns shifted to mean 0 and scaled to standard deviation 1 (constant columns: 0).
+fn standardized(mut m: Mat<f64>) -> Mat<f64> {
+    let n = m.nrows() as f64;
+    for j in 0..m.ncols() {
+        let mean = (0..m.nrows()).map(|i| m[(i, j)]).sum::<f64>() / n;
+        let var = (0..m.nrows())
+            .map(|i| (m[(i, j)] - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let inv = if var > 0.0 { 1.0 / var.sqrt() } else { 0.0 };
+        for i in 0..m.nrows() {
+            m[(i, j)] = (m[(i, j)] - mean) * inv;
+        }
+    }
+    m
+}
+
+/// One Adam step of the MAP baseline on a fixed batch, with the kernels' parallelism chosen
+/// by the same [`ParPolicy`] as BALI's: forward, `d ell / dF` of the Gaussian loss
+/// (`sigma^2 = 1`), backward, `dW_l = X_l^T G_l`, `dW / B + wd W` (bias rows not decayed),
+/// [`Adam::step`]. With one thread this is, operation for operation, one iteration of
+/// `MapNet::fit` with the batch as its full batch.
+#[derive(Clone, Debug)]
+pub struct AdamStep<T> {
+    mlp: Mlp,
+    weights: Vec<Mat<T>>,
+    adam: Adam<T>,
+    weight_decay: T,
+    policy: ParPolicy,
+}
+
+impl<T: Scalar> AdamStep<T> {
+    /// A fresh network with widths `dims`, initialised as `MapNet::new(dims, config)` does.
+    pub fn new(dims: Vec<usize>, config: &MapConfig, threads: usize) -> crate::Result<Self> {
+        let mlp = Mlp::new(dims, config.activation)?;
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let weights: Vec<Mat<T>> = mlp.init_weights(&mut rng);
+        let adam = Adam::new(T::of(config.lr), T::zero(), &mlp.layer_shapes());
+        Ok(AdamStep {
+            mlp,
+            weights,
+            adam,
+            weight_decay: T::of(config.weight_decay),
+            policy: ParPolicy::with_threads(threads),
+        })
+    }
+
+    /// Current weights (p_l x q_l, bias last row).
+    pub fn weights(&self) -> &[Mat<T>] {
+        &self.weights
+    }
+
+    /// One Adam step on the batch `(x, y)`; returns the loss `ell` before the step.
+    pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> crate::Result<T> {
+        let b = x.nrows();
+        let flops: f64 = self
+            .mlp
+            .layer_shapes()
+            .iter()
+            .map(|&(p, q)| 2.0 * (b * p * q) as f64)
+            .sum();
+        let par = self.policy.par(flops);
+        let trace = self.mlp.forward(&self.weights, x, par)?;
+        let loss = Loss::Gaussian {
+            y,
+            sigma2: T::one(),
+        };
+        let (value, seed) = loss_and_seed(&loss, trace.output())?;
+        if !value.is_finite() {
+            return Err(BaliError::NonFinite {
+                what: "Adam benchmark loss (diverged)",
+                layer: None,
+                step: self.adam.steps(),
+            });
+        }
+        let gs = self
+            .mlp
+            .backward(&self.weights, &trace, seed.as_ref(), par)?;
+        let mut grads = self.mlp.weight_grads(&trace, &gs, par)?;
+        let inv_b = T::one() / T::of(b as f64);
+        let wd = self.weight_decay;
+        for (g, w) in grads.iter_mut().zip(&self.weights) {
+            let p = w.nrows();
+            for j in 0..w.ncols() {
+                for i in 0..p {
+                    let decay = if i + 1 < p { wd * w[(i, j)] } else { T::zero() };
+                    g[(i, j)] = g[(i, j)] * inv_b + decay;
+                }
+            }
+        }
+        self.adam.step(&mut self.weights, &grads)?;
+        Ok(value)
+    }
+}
+
+/// A method's trainer.
+enum Runner<T> {
+    Adam(AdamStep<T>),
+    Bali(Box<Bali<T>>),
+}
+
+impl<T: Scalar> Runner<T> {
+    fn new(method: Method, case: TrainCase, threads: usize, seed: u64) -> Result<Self, CliError> {
+        Ok(match method.bali_config(case, threads, seed) {
+            None => {
+                let config = MapConfig {
+                    seed,
+                    ..MapConfig::default()
+                };
+                Runner::Adam(AdamStep::new(case.dims(), &config, threads)?)
+            }
+            Some(config) => Runner::Bali(Box::new(Bali::new(case.dims(), config, case.n_train())?)),
+        })
+    }
+
+    fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<(), CliError> {
+        match self {
+            Runner::Adam(a) => {
+                black_box(a.step(x, y)?);
+            }
+            Runner::Bali(b) => {
+                black_box(b.step(x, y)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Median of a non-empty slice (mean of the two middle values for an even length).
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
+
+/// Times every method of `methods` (Adam added first if missing) on `case`: `warmup` steps
+/// each, then `repeats` round-robin rounds; returns one record per method.
+pub fn time_case<T: Scalar>(
+    case: TrainCase,
+    methods: &[Method],
+    warmup: usize,
+    repeats: usize,
+    threads: usize,
+    seed: u64,
+) -> Result<Vec<Record>, CliError> {
+    let mut methods = methods.to_vec();
+    methods.retain(|&m| m != Method::Adam);
+    methods.insert(0, Method::Adam);
+    let (x, y) = case_data::<T>(case, seed);
+    let mut runners = methods
+        .iter()
+        .map(|&m| Runner::<T>::new(m, case, threads, seed))
+        .collect::<Result<Vec<_>, _>>()?;
+    for runner in &mut runners {
+        for _ in 0..warmup {
+            runner.step(x.as_ref(), y.as_ref())?;
+        }
+    }
+    let repeats = repeats.max(1);
+    bali_mn::prof::reset(); // TEMP
+    let mut samples = vec![Vec::with_capacity(repeats); runners.len()];
+    for _ in 0..repeats {
+        for (runner, times) in runners.iter_mut().zip(&mut samples) {
+            let start = Instant::now();
+            runner.step(x.as_ref(), y.as_ref())?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    bali_mn::prof::dump(repeats as f64); // TEMP
+    let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    let adam = medians[0];
+    let dims = case.dims();
+    Ok(methods
+        .iter()
+        .zip(&medians)
+        .map(|(&method, &seconds)| {
+            let flops = method_flops(method, &dims, case.batch());
+            Record {
+                case: case.name(),
+                dims: dims.clone(),
+                batch: case.batch(),
+                n_train: case.n_train(),
+                method: method.name(),
+                threads,
+                dtype: T::NAME,
+                seconds_per_iter: seconds,
+                ratio_to_adam: seconds / adam,
+                flops,
+                gflops: flops / seconds / 1e9,
+                samples: repeats,
+            }
+        })
+        .collect())
+}
+
+/// Runs every requested case in a pool of `args.threads` threads; calls `emit` per record.
+pub fn bench_records<T: Scalar>(
+    args: &BenchTrainArgs,
+    mut emit: impl FnMut(&Record) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .map_err(|e| CliError::ThreadPool {
+            threads: args.threads,
+            reason: e.to_string(),
+        })?;
+    let cases = args
+        .cases
+        .clone()
+        .unwrap_or_else(|| TrainCase::ALL.to_vec());
+    let methods = args.methods.clone().unwrap_or_else(|| Method::ALL.to_vec());
+    for case in cases {
+        let (warmup, default_repeats) = case.default_steps(args.quick);
+        let repeats = args.repeats.unwrap_or(default_repeats);
+        let records = pool
+            .install(|| time_case::<T>(case, &methods, warmup, repeats, args.threads, args.seed))?;
+        for r in records
+            .iter()
+            .filter(|r| r.method != "adam" || methods.contains(&Method::Adam))
+        {
+            emit(r)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `bali bench train`, writing JSON lines (`--json`) or a table to `out`.
+pub fn run(args: &BenchTrainArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if !args.json {
+        writeln!(
+            out,
+            "{:<6} {:<16} {:>5} {:<16} {:>3} {:>5} {:>11} {:>8} {:>8} {:>4}",
+            "case", "dims", "batch", "method", "thr", "dtype", "s/iter", "x Adam", "GFLOP/s", "n"
+        )?;
+    }
+    let mut emit = |r: &Record| -> Result<(), CliError> {
+        if args.json {
+            serde_json::to_writer(&mut *out, r)?;
+            writeln!(out)?;
+        } else {
+            let dims = r
+                .dims
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("-");
+            writeln!(
+                out,
+                "{:<6} {:<16} {:>5} {:<16} {:>3} {:>5} {:>11.4e} {:>8.2} {:>8.2} {:>4}",
+                r.case,
+                dims,
+                r.batch,
+                r.method,
+                r.threads,
+                r.dtype,
+                r.seconds_per_iter,
+                r.ratio_to_adam,
+                r.gflops,
+                r.samples
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    match args.dtype {
+        Dtype::F64 => bench_records::<f64>(args, &mut emit),
+        Dtype::F32 => bench_records::<f32>(args, &mut emit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{BenchArgs, BenchCommand, Cli, Command};
+    use crate::config::SigmaSpec;
+    use crate::map::MapNet;
+    use clap::Parser;
+    use std::ops::ControlFlow;
+
+    fn parse(argv: &[&str]) -> Result<BenchTrainArgs, clap::Error> {
+        let cli = Cli::try_parse_from(argv)?;
+        match cli.command {
+            Command::Bench(BenchArgs {
+                command: BenchCommand::Train(args),
+            }) => Ok(args),
+            other => panic!("expected bench train, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_options_and_defaults() {
+        let args = parse(&[
+            "bali",
+            "bench",
+            "train",
+            "--threads",
+            "2",
+            "--dtype",
+            "f32",
+            "--json",
+            "--repeats",
+            "9",
+            "--quick",
+            "--cases",
+            "mnist",
+            "--methods",
+            "paper,improved_scalar",
+            "--seed",
+            "3",
+        ])
+        .expect("valid command line");
+        assert_eq!(args.threads, 2);
+        assert_eq!(args.dtype, Dtype::F32);
+        assert!(args.json && args.quick);
+        assert_eq!(args.repeats, Some(9));
+        assert_eq!(args.cases, Some(vec![TrainCase::Mnist]));
+        assert_eq!(
+            args.methods,
+            Some(vec![Method::Paper, Method::ImprovedScalar])
+        );
+        assert_eq!(args.seed, 3);
+
+        let args = parse(&["bali", "bench", "train"]).expect("defaults");
+        assert_eq!(args.threads, 1);
+        assert_eq!(args.dtype, Dtype::F64);
+        assert!(!args.json && !args.quick);
+        assert_eq!((args.repeats, args.cases, args.methods), (None, None, None));
+
+        for argv in [
+            &["bali", "bench", "train", "--threads", "0"][..],
+            &["bali", "bench", "train", "--repeats", "0"][..],
+            &["bali", "bench", "train", "--dtype", "f16"][..],
+            &["bali", "bench", "train", "--cases", "cifar"][..],
+            &["bali", "bench", "train", "--methods", "sgd"][..],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "accepted {argv:?}");
+        }
+    }
+
+    #[test]
+    fn cases_follow_the_issue() {
+        assert_eq!(TrainCase::Uci.dims(), vec![13, 50, 1]);
+        assert_eq!(TrainCase::Uci.batch(), TrainCase::Uci.n_train());
+        assert_eq!(TrainCase::Mnist.dims(), vec![784, 400, 400, 10]);
+        assert_eq!(TrainCase::Mnist.batch(), 1024);
+        let cfg = Method::ImprovedKfac
+            .bali_config(TrainCase::Mnist, 1, 0)
+            .expect("bali method");
+        assert_eq!(cfg.batch_size, Some(1024));
+        assert!((cfg.beta_for(60_000, 1024) - (1.0 - 1024.0 / 60_000.0)).abs() < 1e-15);
+        let cfg = Method::Paper
+            .bali_config(TrainCase::Uci, 1, 0)
+            .expect("bali method");
+        assert_eq!(cfg.formulation, Formulation::Paper);
+        assert_eq!(cfg.batch_size, None);
+        assert_eq!(cfg.beta_for(455, 455), 0.0);
+        // method_flops counts the learned-Sigma terms: the defaults must learn Sigma.
+        assert!(matches!(cfg.hidden_sigma, SigmaSpec::Learned { .. }));
+        assert!(matches!(cfg.output_sigma, SigmaSpec::Learned { .. }));
+        assert!(Method::Adam.bali_config(TrainCase::Uci, 1, 0).is_none());
+    }
+
+    #[test]
+    fn flop_counts_by_hand() {
+        // dims 2-3-1, B = 4: layer 0 (p, q) = (3, 3), layer 1 (4, 1).
+        let b = 4.0;
+        let fwd = 2.0 * b * 9.0 + 2.0 * b * 4.0;
+        let bwd = 2.0 * b * 3.0 * 1.0;
+        let post = |p: f64, q: f64| {
+            b * p * p
+                + 2.0 * b * p * q
+                + p * p * p / 3.0
+                + 2.0 * p * p * q
+                + 2.0 * b * p * q
+                + b * q * q
+                + p * q * q
+                + q * q * q / 3.0
+        };
+        let posts = post(3.0, 3.0) + post(4.0, 1.0);
+        let dims = [2, 3, 1];
+        let close = |a: f64, e: f64| assert!((a - e).abs() < 1e-9 * e, "{a} vs {e}");
+        close(method_flops(Method::Adam, &dims, 4), 2.0 * fwd + bwd);
+        close(method_flops(Method::Paper, &dims, 4), fwd + bwd + posts);
+        let improved = fwd + 2.0 * b * 4.0 + 2.0 * bwd + b * 9.0 + posts;
+        close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
+        close(
+            method_flops(Method::ImprovedKfac, &dims, 4),
+            improved + 9.0 + 2.0 * b * 9.0,
+        );
+    }
+
+    #[test]
+    fn data_is_standardized_and_seeded() {
+        let (x, y) = case_data::<f64>(TrainCase::Uci, 1);
+        assert_eq!((x.nrows(), x.ncols(), y.ncols()), (455, 13, 1));
+        for m in [&x, &y] {
+            for j in 0..m.ncols() {
+                let col: Vec<f64> = (0..m.nrows()).map(|i| m[(i, j)]).collect();
+                let mean = col.iter().sum::<f64>() / col.len() as f64;
+                let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64;
+                assert!(
+                    mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12,
+                    "{mean} {var}"
+                );
+            }
+        }
+        let (x2, _) = case_data::<f64>(TrainCase::Uci, 1);
+        let (x3, _) = case_data::<f64>(TrainCase::Uci, 2);
+        assert_eq!(x, x2);
+        assert_ne!(x, x3);
+    }
+
+    #[test]
+    fn adam_step_is_one_map_iteration() {
+        let (x, y) = case_data::<f64>(TrainCase::Uci, 4);
+        let config = MapConfig {
+            seed: 4,
+            ..MapConfig::default()
+        };
+        let mut ours = AdamStep::<f64>::new(vec![13, 50, 1], &config, 1).expect("valid");
+        let mut map = MapNet::<f64>::new(vec![13, 50, 1], config).expect("valid");
+        assert_eq!(ours.weights(), map.weights());
+        for _ in 0..3 {
+            ours.step(x.as_ref(), y.as_ref()).expect("finite");
+            map.fit(x.as_ref(), y.as_ref(), 1, |_| ControlFlow::Continue(()))
+                .expect("finite");
+        }
+        assert_eq!(ours.weights(), map.weights());
+    }
+
+    #[test]
+    fn quick_small_case_emits_every_method() {
+        let args = BenchTrainArgs {
+            threads: 1,
+            dtype: Dtype::F64,
+            json: true,
+            repeats: Some(1),
+            quick: true,
+            cases: Some(vec![TrainCase::Uci]),
+            methods: None,
+            seed: 0,
+        };
+        let mut buf = Vec::new();
+        run(&args, &mut buf).expect("bench runs");
+        let text = String::from_utf8(buf).expect("utf-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        let methods: Vec<&str> = lines.iter().filter_map(|v| v["method"].as_str()).collect();
+        assert_eq!(
+            methods,
+            vec!["adam", "improved_kfac", "improved_scalar", "paper"]
+        );
+        for v in &lines {
+            for key in [
+                "case",
+                "dims",
+                "batch",
+                "method",
+                "threads",
+                "dtype",
+                "seconds_per_iter",
+                "ratio_to_adam",
+                "gflops",
+            ] {
+                assert!(v.get(key).is_some(), "missing {key} in {v}");
+            }
+            assert_eq!(v["case"], "uci");
+            assert_eq!(v["dims"], serde_json::json!([13, 50, 1]));
+            assert_eq!(v["batch"], 455);
+            assert_eq!(v["dtype"], "f64");
+            assert_eq!(v["samples"], 1);
+            assert!(
+                v["seconds_per_iter"].as_f64().is_some_and(|s| s > 0.0),
+                "{v}"
+            );
+            assert!(v["gflops"].as_f64().is_some_and(|g| g > 0.0), "{v}");
+            assert!(v["ratio_to_adam"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+        }
+        assert_eq!(lines[0]["ratio_to_adam"], 1.0);
+    }
+
+    #[test]
+    fn table_in_f32_without_adam_line() {
+        let args = BenchTrainArgs {
+            threads: 1,
+            dtype: Dtype::F32,
+            json: false,
+            repeats: Some(1),
+            quick: true,
+            cases: Some(vec![TrainCase::Uci]),
+            methods: Some(vec![Method::Paper]),
+            seed: 1,
+        };
+        let mut buf = Vec::new();
+        run(&args, &mut buf).expect("bench runs");
+        let text = String::from_utf8(buf).expect("utf-8");
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(
+            rows[0].contains("paper") && rows[0].contains(" f32 ") && rows[0].contains("13-50-1"),
+            "{text}"
+        );
+    }
+}
