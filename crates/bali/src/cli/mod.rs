@@ -11,6 +11,7 @@
 
 pub mod bench_kron;
 pub mod bench_train;
+pub mod curves;
 pub mod fit;
 pub mod uci;
 pub mod verify;
@@ -43,6 +44,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Throughput benchmarks.
     Bench(BenchArgs),
+    /// Test log-likelihood against iterations for BALI Improved, BALI Paper and MAP on one
+    /// UCI split, as a PNG.
+    Curves(curves::CurvesArgs),
     /// UCI regression benchmark on the standard splits (selection on a validation carve).
     Uci(uci::UciArgs),
 }
@@ -145,6 +149,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             BenchCommand::Train(args) => bench_train::run(&args, out),
         },
         Command::Fit(args) => fit::run(&args, out),
+        Command::Curves(args) => curves::run(&args, out),
         Command::Uci(args) => uci::run(&args, out).map(|_| ()),
     }
 }

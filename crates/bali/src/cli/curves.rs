@@ -1,0 +1,138 @@
+//! `bali curves`: test log-likelihood against training iterations for BALI Improved, BALI
+//! Paper and the MAP network (one network each, default options) on one UCI split, as a PNG.
+//!
+//! For the shape of the curves only: at every checkpoint the predictive `sigma^2` is fitted on
+//! the test rows themselves (a one-parameter oracle), so the figures are not comparable with
+//! the protocol's test log-likelihoods, which choose everything on a validation carve.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::uci::{method_grid, UciMethod};
+use crate::data::{Standardizer, UciDataset};
+use crate::experiment::{select_iterations, ProtocolOptions};
+
+/// `bali curves --dataset NAME --out FILE.png ...`
+#[derive(Debug, Clone, Args)]
+pub struct CurvesArgs {
+    /// Folder holding the UCI data sets (default: ../shared/data/uci, or $BALI_DATA).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Data set (boston, concrete, energy, kin8nm, naval, power, protein, wine, yacht).
+    #[arg(long)]
+    pub dataset: String,
+    /// Split index.
+    #[arg(long, default_value_t = 0)]
+    pub split: usize,
+    /// Iterations of BALI (the MAP network runs 5x as many).
+    #[arg(long, default_value_t = 1000)]
+    pub max_iterations: usize,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also print the curves as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Trains the three methods and plots their curves.
+pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), super::CliError> {
+    let root = args
+        .data
+        .clone()
+        .unwrap_or_else(crate::data::default_uci_root);
+    let ds = UciDataset::load(&root, &args.dataset)?;
+    let sd = ds.split_data(args.split)?;
+    let xs = Standardizer::fit(sd.x_train.as_ref());
+    let ys = Standardizer::fit(sd.y_train.as_ref());
+    let x_train = xs.transform(sd.x_train.as_ref());
+    let y_train = ys.transform(sd.y_train.as_ref());
+    let x_test = xs.transform(sd.x_test.as_ref());
+    let y_test = ys.transform(sd.y_test.as_ref());
+    let log_scale = ys.y_scale().ln();
+    let batch = (x_train.nrows() > 3000).then_some(1000);
+    let dims = vec![ds.n_features(), ds.n_hidden, 1];
+    let mut series = Vec::new();
+    for method in [UciMethod::Bali, UciMethod::BaliPaper, UciMethod::Map] {
+        let batch = if method == UciMethod::Map {
+            batch.map(|_| 128)
+        } else {
+            batch
+        };
+        let m = method_grid(method, batch, false).remove(0);
+        let max_iterations = if method == UciMethod::Map {
+            5 * args.max_iterations
+        } else {
+            args.max_iterations
+        };
+        let options = ProtocolOptions {
+            members: 1,
+            max_iterations,
+            patience: usize::MAX,
+            ..ProtocolOptions::default()
+        };
+        let sel = select_iterations(
+            &m,
+            &dims,
+            (x_train.as_ref(), y_train.as_ref()),
+            (x_test.as_ref(), y_test.as_ref()),
+            &options,
+            1,
+            None,
+        )?;
+        let points: Vec<(f64, f64)> = sel
+            .curve
+            .iter()
+            .map(|c| (c.iterations as f64, c.valid_ll - log_scale))
+            .collect();
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "dataset": ds.name, "split": args.split, "method": method.name(),
+                    "options": m.label(),
+                    "curve": points.iter().map(|&(i, ll)| [i, ll]).collect::<Vec<_>>(),
+                })
+            )?;
+        }
+        let best =
+            points.iter().cloned().fold(
+                (0.0, f64::NEG_INFINITY),
+                |a, b| if b.1 > a.1 { b } else { a },
+            );
+        writeln!(
+            out,
+            "{} {}: best test LL {:.3} at {} iterations ({})",
+            ds.name,
+            method.name(),
+            best.1,
+            best.0,
+            m.label()
+        )?;
+        series.push((method.name().to_string(), points));
+    }
+    crate::plot::curves(
+        &args.out,
+        &format!(
+            "{} split {}: test log-likelihood (sigma^2 fitted per checkpoint)",
+            ds.name, args.split
+        ),
+        "log10(iterations)",
+        "test log-likelihood (nats/point)",
+        &series
+            .iter()
+            .map(|(name, pts)| {
+                (
+                    name.clone(),
+                    pts.iter().map(|&(i, ll)| (i.log10(), ll)).collect(),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| super::CliError::Plot(e.to_string()))?;
+    writeln!(out, "wrote {}", args.out.display())?;
+    Ok(())
+}
