@@ -32,38 +32,3 @@ pub use matrix_normal::MatrixNormal;
 pub use posterior::{posterior_from_stats, posterior_step, PosteriorConfig};
 pub use prior::{ColCovMode, Prior};
 pub use stats::NaturalStats;
-
-#[doc(hidden)]
-pub mod prof {
-    //! TEMPORARY profiling instrumentation.
-    use std::sync::Mutex;
-    use std::time::Instant;
-    static ACC: Mutex<Vec<(&'static str, f64, u64)>> = Mutex::new(Vec::new());
-    pub struct G(&'static str, Instant);
-    impl G {
-        pub fn new(name: &'static str) -> Self {
-            G(name, Instant::now())
-        }
-    }
-    impl Drop for G {
-        fn drop(&mut self) {
-            let t = self.1.elapsed().as_secs_f64();
-            let mut a = ACC.lock().unwrap();
-            if let Some(e) = a.iter_mut().find(|e| e.0 == self.0) {
-                e.1 += t;
-                e.2 += 1;
-            } else {
-                a.push((self.0, t, 1));
-            }
-        }
-    }
-    pub fn reset() {
-        ACC.lock().unwrap().clear();
-    }
-    pub fn dump(steps: f64) {
-        let a = ACC.lock().unwrap();
-        for e in a.iter() {
-            eprintln!("{:40} {:10.3} ms/step  ({} calls)", e.0, 1e3 * e.1 / steps, e.2);
-        }
-    }
-}

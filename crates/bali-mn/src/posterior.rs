@@ -17,6 +17,7 @@ use crate::prior::{ColCovMode, Prior};
 use crate::stats::NaturalStats;
 use bali_kernels::Scalar;
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 /// Per-call settings of [`posterior_step`] and [`posterior_from_stats`].
@@ -153,22 +154,22 @@ fn learned_col_cov<T: Scalar>(
     let mut g = Mat::<T>::zeros(prior.p(), q);
     lambda_0.mul_into(g.as_mut(), Accum::Replace, d.as_ref(), cfg.par);
     let mut psi_n = stats.srr_tilde();
-    matmul(
+    // D^T Lambda_0 D is symmetric: only its lower triangle is formed (p q^2 flops).
+    triangular::matmul(
         psi_n.as_mut(),
+        BlockStructure::TriangularLower,
         Accum::Add,
         d.transpose(),
+        BlockStructure::Rectangular,
         g.as_ref(),
+        BlockStructure::Rectangular,
         T::one(),
         cfg.par,
     );
-    let psi0 = check::sym_from_lower(psi0.as_ref());
     let inv_dof = T::of(1.0 / (nu_n - q as f64 - 1.0));
     let sigma = Mat::from_fn(q, q, |i, j| {
-        // symmetric average of the lower/upper entries of D^T Lambda_0 D
-        let a = psi_n[(i.max(j), i.min(j))];
-        let b = psi_n[(i.min(j), i.max(j))];
-        let mid = T::of(0.5) * (a + b);
-        (psi0[(i, j)] + mid) * inv_dof
+        let (lo, hi) = (i.max(j), i.min(j));
+        (psi0[(lo, hi)] + psi_n[(lo, hi)]) * inv_dof
     });
     check::finite_lower(sigma.as_ref(), || {
         format!("{} (learned)", FactorId::col_cov(cfg.layer))
@@ -185,7 +186,7 @@ fn learned_col_cov<T: Scalar>(
 /// `Sigma = Psi_N / (nu_N - q - 1)`.
 ///
 /// Shapes: `X` B x p, `T` B x q, prior p x q. Cost `B p^2 + 2 B p q + p^3/3 + 2 p^2 q`
-/// (+ `2 B p q + B q^2 + 2 p q^2 + q^3/3` in `Learned` mode) for a diagonal `Lambda_0`; a
+/// (+ `2 B p q + B q^2 + p q^2 + q^3/3` in `Learned` mode) for a diagonal `Lambda_0`; a
 /// non-diagonal one adds `2 p^2 q` (`Lambda_0 M_0`), and `2 p^2 q` more in `Learned` mode.
 ///
 /// Errors: invalid input ([`MnError::ShapeMismatch`], [`MnError::NonFinite`],

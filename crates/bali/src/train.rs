@@ -538,7 +538,10 @@ impl<T: Scalar> Bali<T> {
         let deltas: Vec<Mat<T>> = if last_hidden > 0 {
             let mut seed = Mat::<T>::zeros(q_out * b, q_out);
             for k in 0..q_out {
-                seed.as_mut().subrows_mut(k * b, b).col_mut(k).fill(T::one());
+                seed.as_mut()
+                    .subrows_mut(k * b, b)
+                    .col_mut(k)
+                    .fill(T::one());
             }
             let stacked_flops: f64 = (1..n_layers)
                 .map(|l| {
@@ -633,13 +636,8 @@ impl<T: Scalar> Bali<T> {
             let m_prev = &self.means[l];
             let m0 = Mat::from_fn(p, q, |i, j| lambda * m_prev[(i, j)] / diag[i]);
             let prior = Prior::diagonal(m0, &diag, col_mode(self.config.hidden_sigma, q))?;
-            tries += self.update_layer(
-                l,
-                &prior,
-                trace.inputs[l].as_ref(),
-                targets.as_ref(),
-                rho,
-            )?;
+            tries +=
+                self.update_layer(l, &prior, trace.inputs[l].as_ref(), targets.as_ref(), rho)?;
         }
         Ok(tries)
     }
@@ -660,4 +658,109 @@ fn half_sq_error<T: Scalar>(f: MatRef<'_, T>, y: MatRef<'_, T>) -> f64 {
         }
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bali_kernels::Activation;
+    use faer::linalg::matmul::matmul;
+    use faer::Accum;
+
+    fn random_net(dims: &[usize], activation: Activation, seed: u64) -> (Mlp, Vec<Mat<f64>>) {
+        let mlp = Mlp::new(dims.to_vec(), activation).expect("valid widths");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut weights: Vec<Mat<f64>> = mlp.init_weights(&mut rng);
+        // Nonzero biases, so that ReLU units are neither all on nor all off.
+        for w in &mut weights {
+            let p = w.nrows();
+            for j in 0..w.ncols() {
+                w[(p - 1, j)] = 0.3 * (j as f64 - 1.0);
+            }
+        }
+        (mlp, weights)
+    }
+
+    fn random_input(b: usize, d: usize, seed: u64) -> Mat<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        Mat::from_fn(b, d, |_, _| 2.0 * rand::Rng::random::<f64>(&mut rng) - 1.0)
+    }
+
+    /// `sum_k Delta_k^T Delta_k` of layer `l` from one backward pass per output unit.
+    fn per_unit_gram(mlp: &Mlp, weights: &[Mat<f64>], trace: &Trace<f64>, l: usize) -> Mat<f64> {
+        let q = mlp.layer_shape(l).1;
+        let mut gram = Mat::<f64>::zeros(q, q);
+        for k in 0..mlp.num_outputs() {
+            let dk = mlp
+                .output_jacobian_backward(weights, trace, k, Par::Seq)
+                .expect("valid trace");
+            let delta = dk[l].as_ref();
+            matmul(
+                gram.as_mut(),
+                Accum::Add,
+                delta.transpose(),
+                delta,
+                1.0,
+                Par::Seq,
+            );
+        }
+        gram
+    }
+
+    fn max_rel_lower(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
+        let (mut diff, mut scale) = (0.0f64, 0.0f64);
+        for j in 0..b.ncols() {
+            for i in j..b.nrows() {
+                diff = diff.max((a[(i, j)] - b[(i, j)]).abs());
+                scale = scale.max(b[(i, j)].abs());
+            }
+        }
+        diff / scale
+    }
+
+    #[test]
+    fn closed_form_curvature_of_the_layer_feeding_the_output() {
+        for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
+            for dims in [vec![3, 6, 1], vec![4, 5, 7, 3]] {
+                let (mlp, weights) = random_net(&dims, activation, 11);
+                let x = random_input(37, dims[0], 12);
+                let trace = mlp.forward(&weights, x.as_ref(), Par::Seq).expect("finite");
+                let last = dims.len() - 3;
+                let fast = output_fed_gram(
+                    weights[last + 1].as_ref(),
+                    trace.deriv[last].as_ref(),
+                    Par::Seq,
+                );
+                let reference = per_unit_gram(&mlp, &weights, &trace, last);
+                let err = max_rel_lower(fast.as_ref(), reference.as_ref());
+                assert!(err < 1e-13, "{activation:?} {dims:?}: {err:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn gram_update_equals_the_stacked_syrk_update() {
+        let (mlp, weights) = random_net(&[4, 6, 3], Activation::Tanh, 21);
+        let b = 25;
+        let (mut by_gram, mut by_syrk) = (CurvatureEma::<f64>::new(6), CurvatureEma::new(6));
+        for (step, beta) in [(0u64, 0.0), (1, 0.7), (2, 0.7)] {
+            let x = random_input(b, 4, 30 + step);
+            let trace = mlp.forward(&weights, x.as_ref(), Par::Seq).expect("finite");
+            let mut stacked = Mat::<f64>::zeros(3 * b, 6);
+            for k in 0..3 {
+                let dk = mlp
+                    .output_jacobian_backward(&weights, &trace, k, Par::Seq)
+                    .expect("valid trace");
+                stacked.as_mut().subrows_mut(k * b, b).copy_from(&dk[0]);
+            }
+            by_syrk.update(stacked.as_ref(), b, beta, Par::Seq);
+            let gram = output_fed_gram(weights[1].as_ref(), trace.deriv[0].as_ref(), Par::Seq);
+            by_gram.update_from_gram(gram.as_ref(), b, beta);
+            assert_eq!(by_gram.step, by_syrk.step);
+            let err = max_rel_lower(by_gram.c_hat.as_ref(), by_syrk.c_hat.as_ref());
+            assert!(err < 1e-13, "step {step}: {err:e}");
+            let (ta, tb) = (by_gram.tilde(beta), by_syrk.tilde(beta));
+            assert!(max_rel_lower(ta.as_ref(), tb.as_ref()) < 1e-13);
+        }
+    }
 }

@@ -13,9 +13,11 @@
 //! `improved_kfac`, `improved_scalar` (BALI `Improved` with the `Kfac` / `Scalar`
 //! preconditioner) and `paper`, each one [`Bali::step`] at the regression defaults.
 //!
-//! Every method first takes a few warm-up steps; then the timed steps run round-robin (one
-//! step of every method per round, so that drift of a shared machine hits all alike), and the
-//! reported time is the median per step. `ratio_to_adam` is that median over Adam's.
+//! Every method runs in blocks of consecutive steps, as in its own training loop: a few
+//! untimed warm-up steps, then timed steps; the blocks of all methods alternate over up to
+//! three rounds (one untimed step opens every later block), so that drift of a shared machine
+//! hits all methods alike. The reported time is the median per step, `ratio_to_adam` that
+//! median over Adam's.
 //!
 //! GFLOP/s count the flops of ALGORITHM.md section 7 (see [`method_flops`]): matrix products
 //! `2 B p q`, SYRK `B p^2`, Cholesky `n^3 / 3`, two triangular solves `2 n^2 k`; elementwise
@@ -216,8 +218,9 @@ pub struct Record {
     pub samples: usize,
 }
 
-/// Flops of one step of `method` on a network with widths `dims` and `b` rows, following
-/// ALGORITHM.md section 7 (layer `l`: `p = d_l + 1`, `q = d_{l+1}`; `L` layers, `q_L` outputs):
+/// Flops of one step of `method` on a network with widths `dims` and `b` rows, by the counts
+/// of ALGORITHM.md section 7 for the work the implementation does (layer `l`: `p = d_l + 1`,
+/// `q = d_{l+1}`; `L` layers, `q_L` outputs):
 ///
 /// - forward: `sum_l 2 B p q`; one backward pass to every `G_l`: `sum_{l >= 1} 2 B (p - 1) q`;
 /// - Adam: forward + backward + weight gradients `sum_l 2 B p q`;
@@ -226,10 +229,12 @@ pub struct Record {
 ///   residual `2 B p q` + `S_rr` `B q^2` + `(M_N - M_0)^T Lambda_0 (M_N - M_0)` `p q^2` +
 ///   Cholesky of `Sigma` `q^3/3`;
 /// - `Paper`: forward + one backward + the posteriors;
-/// - `Improved`: forward + output-layer recompute `2 B p_L q_L` + `(1 + q_L)` backward passes
-///   (the gradient and one per output unit) + per hidden layer the curvature SYRK
-///   `q_L B q^2` + the posteriors; `Kfac` adds per hidden layer the Cholesky of `D_l`
-///   `q^3/3` and the solves `G_l D_l^{-1}` `2 B q^2`.
+/// - `Improved`: forward + output-layer recompute `2 B p_L q_L` + the gradient's backward
+///   pass + the posteriors + the curvature factors: for the hidden layer feeding the output,
+///   the closed form `(W' W'^T) ⊙ (Phi'^T Phi')`, `B q^2 + q_L q^2`; for deeper layers
+///   (`L >= 3`) one stacked backward pass of `q_L B` rows (`q_L` backward passes) and the
+///   SYRK `q_L B q^2` each. `Kfac` adds per hidden layer the Cholesky of `D_l` `q^3/3` and
+///   the solves `G_l D_l^{-1}` `2 B q^2`.
 pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
     let b = b as f64;
     let layers = dims.len().saturating_sub(1);
@@ -259,18 +264,25 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
         Method::ImprovedKfac | Method::ImprovedScalar => {
             let q_out = dims[layers] as f64;
             let (p_last, _) = shape(layers - 1);
-            let hidden: f64 = (0..layers - 1)
+            let last_hidden = layers.saturating_sub(2);
+            let curvature: f64 = (0..layers - 1)
                 .map(|l| {
                     let (_, q) = shape(l);
+                    let gram = if l == last_hidden {
+                        b * q * q + q_out * q * q
+                    } else {
+                        q_out * b * q * q
+                    };
                     let kfac = if method == Method::ImprovedKfac {
                         q * q * q / 3.0 + 2.0 * b * q * q
                     } else {
                         0.0
                     };
-                    q_out * b * q * q + kfac
+                    gram + kfac
                 })
                 .sum();
-            forward + 2.0 * b * p_last * q_out + (1.0 + q_out) * backward + hidden + posteriors
+            let stacked = if layers >= 3 { q_out * backward } else { 0.0 };
+            forward + 2.0 * b * p_last * q_out + backward + stacked + curvature + posteriors
         }
     }
 }
@@ -437,8 +449,15 @@ fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// Times every method of `methods` (Adam added first if missing) on `case`: `warmup` steps
-/// each, then `repeats` round-robin rounds; returns one record per method.
+/// Rounds of blocks in [`time_case`].
+const ROUNDS: usize = 3;
+
+/// Times every method of `methods` (Adam added first if missing) on `case`, in blocks of
+/// consecutive steps of one method (as in its own training loop, so that each method sees
+/// its own steady state of caches and allocator): per round and method, untimed steps
+/// (`warmup` in the first round, 1 later) then its share of the `repeats` timed steps; up to
+/// [`ROUNDS`] rounds, so that drift of a shared machine hits all methods alike. Returns one
+/// record per method, with the median step time.
 pub fn time_case<T: Scalar>(
     case: TrainCase,
     methods: &[Method],
@@ -455,22 +474,24 @@ pub fn time_case<T: Scalar>(
         .iter()
         .map(|&m| Runner::<T>::new(m, case, threads, seed))
         .collect::<Result<Vec<_>, _>>()?;
-    for runner in &mut runners {
-        for _ in 0..warmup {
-            runner.step(x.as_ref(), y.as_ref())?;
-        }
-    }
     let repeats = repeats.max(1);
-    bali_mn::prof::reset(); // TEMP
+    let rounds = repeats.min(ROUNDS);
     let mut samples = vec![Vec::with_capacity(repeats); runners.len()];
-    for _ in 0..repeats {
+    for round in 0..rounds {
+        // Timed steps of this round: `repeats` split as evenly as possible.
+        let timed = repeats / rounds + usize::from(round < repeats % rounds);
+        let untimed = if round == 0 { warmup } else { 1 };
         for (runner, times) in runners.iter_mut().zip(&mut samples) {
-            let start = Instant::now();
-            runner.step(x.as_ref(), y.as_ref())?;
-            times.push(start.elapsed().as_secs_f64());
+            for _ in 0..untimed {
+                runner.step(x.as_ref(), y.as_ref())?;
+            }
+            for _ in 0..timed {
+                let start = Instant::now();
+                runner.step(x.as_ref(), y.as_ref())?;
+                times.push(start.elapsed().as_secs_f64());
+            }
         }
     }
-    bali_mn::prof::dump(repeats as f64); // TEMP
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     let adam = medians[0];
     let dims = case.dims();
@@ -686,11 +707,30 @@ mod tests {
         let close = |a: f64, e: f64| assert!((a - e).abs() < 1e-9 * e, "{a} vs {e}");
         close(method_flops(Method::Adam, &dims, 4), 2.0 * fwd + bwd);
         close(method_flops(Method::Paper, &dims, 4), fwd + bwd + posts);
-        let improved = fwd + 2.0 * b * 4.0 + 2.0 * bwd + b * 9.0 + posts;
+        // Closed-form curvature of the layer feeding the output: B q^2 + q_L q^2.
+        let improved = fwd + 2.0 * b * 4.0 + bwd + (b * 9.0 + 9.0) + posts;
         close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
         close(
             method_flops(Method::ImprovedKfac, &dims, 4),
             improved + 9.0 + 2.0 * b * 9.0,
+        );
+
+        // dims 2-3-4-2, B = 4: layers (3, 3), (4, 4), (5, 2).
+        let dims = [2, 3, 4, 2];
+        let fwd = 2.0 * b * (9.0 + 16.0 + 10.0);
+        let bwd = 2.0 * b * (3.0 * 4.0 + 4.0 * 2.0);
+        let posts = post(3.0, 3.0) + post(4.0, 4.0) + post(5.0, 2.0);
+        close(method_flops(Method::Adam, &dims, 4), 2.0 * fwd + bwd);
+        close(method_flops(Method::Paper, &dims, 4), fwd + bwd + posts);
+        // output recompute 2 B 5 2; gradient pass; stacked pass of q_L = 2 seeds; layer 1 in
+        // closed form (B 16 + 2 16), layer 0 by the stacked SYRK (2 B 9).
+        let improved =
+            fwd + 2.0 * b * 10.0 + bwd + 2.0 * bwd + (b * 16.0 + 32.0) + 2.0 * b * 9.0 + posts;
+        close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
+        let kfac = (9.0 + 2.0 * b * 9.0) + (64.0 / 3.0 + 2.0 * b * 16.0);
+        close(
+            method_flops(Method::ImprovedKfac, &dims, 4),
+            improved + kfac,
         );
     }
 
