@@ -5,7 +5,9 @@
 
 Prints a markdown table (op, p, q, b, numpy s, bali s, bali GFLOP/s, speedup = numpy s /
 bali s, and with a third file the 2-thread / 1-thread time ratio), flags rows where bali
-is slower than numpy or 2 threads are more than 10% slower than 1, then checks the targets:
+is slower than numpy or 2 threads are more than 10% slower than 1 ("(par)": the 2-thread
+run gave some kernel call of the row 2 threads; elsewhere both runs execute the same
+sequential code), then checks the targets:
   1. with 1 thread, every op at least as fast as numpy at every shape;
   2. kron_factor_solve at (1025, 1024) >= 35 GFLOP/s;
   3. with 2 threads, no op more than 10% slower than with 1 thread;
@@ -84,7 +86,8 @@ def main():
                 cells.append("-")
             else:
                 ratio = t2["seconds"] / b["seconds"]
-                cells.append(f"{ratio:.2f}")
+                par = t2.get("kernel_threads", 1) > 1
+                cells.append(f"{ratio:.2f}{' (par)' if par else ''}")
                 if ratio > 1.10:
                     flags.append("2T >10% slower")
                     thread_slow.append((key, ratio))

@@ -246,6 +246,9 @@ pub struct Record {
     pub b: Option<usize>,
     /// Rayon pool size.
     pub threads: usize,
+    /// Largest number of threads the parallelism policy gave one kernel call of this case
+    /// (1: everything sequential).
+    pub kernel_threads: usize,
     /// `"f64"` or `"f32"`.
     pub dtype: &'static str,
     /// Median seconds per call.
@@ -489,6 +492,19 @@ fn time_case<T: Scalar>(
     }
 }
 
+/// Largest degree of parallelism the policy gives one timed kernel call of `case`.
+pub fn kernel_threads(case: &Case, policy: &ParPolicy) -> usize {
+    let pars = match (case.op, case.q) {
+        (Op::KronFactorSolve, Some(q)) => vec![
+            policy.par(potrf_flops(case.p)),
+            policy.par(potrf_flops(q)),
+            policy.par(solve_flops(case.p as f64, q as f64)),
+        ],
+        _ => vec![policy.par(case.flops())],
+    };
+    pars.iter().map(Par::degree).max().unwrap_or(1)
+}
+
 /// Kronecker-against-dense relative difference of A^{-1} V B^{-1} at (p, q).
 fn kron_dense_rel_diff<T: Scalar>(p: usize, q: usize, seed: u64) -> Result<f64, CliError> {
     let inputs = KronInputs::<T>::new(p, q, seed);
@@ -572,6 +588,7 @@ pub fn bench_records<T: Scalar>(
                 q: case.q,
                 b: case.b,
                 threads: args.threads,
+                kernel_threads: kernel_threads(&case, &policy),
                 dtype: T::NAME,
                 seconds,
                 gflops: case.flops() / seconds / 1e9,
@@ -588,8 +605,8 @@ pub fn run(args: &BenchKronArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if !args.json {
         writeln!(
             out,
-            "{:<18} {:>5} {:>5} {:>5} {:>3} {:>5} {:>11} {:>9} {:>9}",
-            "op", "p", "q", "b", "thr", "dtype", "seconds", "GFLOP/s", "rel_diff"
+            "{:<18} {:>5} {:>5} {:>5} {:>3} {:>4} {:>5} {:>11} {:>9} {:>9}",
+            "op", "p", "q", "b", "thr", "kthr", "dtype", "seconds", "GFLOP/s", "rel_diff"
         )?;
     }
     let mut emit = |r: &Record| -> Result<(), CliError> {
@@ -603,12 +620,13 @@ pub fn run(args: &BenchKronArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 .map_or_else(|| "-".to_string(), |d| format!("{d:.1e}"));
             writeln!(
                 out,
-                "{:<18} {:>5} {:>5} {:>5} {:>3} {:>5} {:>11.4e} {:>9.2} {:>9}",
+                "{:<18} {:>5} {:>5} {:>5} {:>3} {:>4} {:>5} {:>11.4e} {:>9.2} {:>9}",
                 r.op,
                 r.p,
                 opt(r.q),
                 opt(r.b),
                 r.threads,
+                r.kernel_threads,
                 r.dtype,
                 r.seconds,
                 r.gflops,
@@ -678,6 +696,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn kernel_threads_follow_the_policy() {
+        let case = |op, p, q| Case {
+            op,
+            p,
+            q: Some(q),
+            b: None,
+        };
+        let seq = ParPolicy::with_threads(1);
+        let two = ParPolicy {
+            threads: 2,
+            min_parallel_flops: 1e8,
+        };
+        let big = case(Op::KronSolve, 1025, 1024);
+        assert_eq!(kernel_threads(&big, &seq), 1);
+        assert_eq!(kernel_threads(&big, &two), 2);
+        assert_eq!(kernel_threads(&case(Op::KronSolve, 33, 50), &two), 1);
+        // Only the 2049 x 2049 Cholesky of this case is above the threshold.
+        assert_eq!(
+            kernel_threads(&case(Op::KronFactorSolve, 2049, 10), &two),
+            2
+        );
+        assert_eq!(kernel_threads(&case(Op::MnSample, 2049, 10), &two), 1);
     }
 
     #[test]
@@ -765,7 +808,17 @@ mod tests {
         assert_eq!(lines.len(), expected);
         for v in &lines {
             for key in [
-                "impl", "op", "p", "q", "b", "threads", "dtype", "seconds", "gflops", "rel_diff",
+                "impl",
+                "op",
+                "p",
+                "q",
+                "b",
+                "threads",
+                "kernel_threads",
+                "dtype",
+                "seconds",
+                "gflops",
+                "rel_diff",
             ] {
                 assert!(v.get(key).is_some(), "missing {key} in {v}");
             }

@@ -1,0 +1,166 @@
+//! The held-out protocol and the commands built on it: `bali uci` (skips without
+//! ../shared/data), `bali fit --csv` (including malformed input) and the checkpoint schedule.
+
+use bali::cli::{run, Cli};
+use bali::experiment::{checkpoints, run_split, Method, ProtocolOptions, Split};
+use bali::BaliConfig;
+use clap::Parser;
+use faer::Mat;
+
+fn run_cli(args: &[&str]) -> Result<String, String> {
+    let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    run(cli, &mut out).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8(out).expect("utf-8 output"))
+}
+
+#[test]
+fn checkpoint_schedule_is_increasing_and_ends_at_the_maximum() {
+    let c = checkpoints(100);
+    assert_eq!(&c[..6], &[1, 2, 3, 4, 5, 8]);
+    assert_eq!(*c.last().unwrap(), 100);
+    assert!(c.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(checkpoints(1), vec![1]);
+}
+
+#[test]
+fn protocol_on_a_synthetic_problem_gives_calibrated_finite_figures() {
+    let n = 240;
+    let x = Mat::from_fn(n, 2, |i, j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0);
+    let noise = |i: usize| ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (2.0 * x[(i, 0)]).sin() + x[(i, 1)] + 0.2 * noise(i)
+    });
+    let (tr, te) = (0..200, 200..n);
+    let pick = |m: &Mat<f64>, r: std::ops::Range<usize>| {
+        Mat::from_fn(r.len(), m.ncols(), |i, j| m[(r.start + i, j)])
+    };
+    let (xt, yt) = (pick(&x, tr.clone()), pick(&y, tr));
+    let (xs, ys) = (pick(&x, te.clone()), pick(&y, te));
+    let split = Split {
+        train: (xt.as_ref(), yt.as_ref()),
+        test: (xs.as_ref(), ys.as_ref()),
+        y_scale: 1.0,
+    };
+    let options = ProtocolOptions {
+        members: 2,
+        samples: 40,
+        max_iterations: 60,
+        ..ProtocolOptions::default()
+    };
+    let grid = [Method::Bali(BaliConfig {
+        gamma: 0.1,
+        ..BaliConfig::default()
+    })];
+    let r = run_split(&grid, &[2, 20, 1], &split, &options, None).unwrap();
+    assert!(r.test_ll.is_finite() && r.rmse.is_finite());
+    // The noise is uniform on [-0.1, 0.1]: a good fit has RMSE well below the target spread.
+    assert!(r.rmse < 0.3, "rmse {}", r.rmse);
+    assert!(r.test_ll > -1.0, "test LL {}", r.test_ll);
+    assert!(r.coverage.iter().all(|c| (0.0..=1.0).contains(c)));
+    assert!(r.coverage[0] <= r.coverage[1] && r.coverage[1] <= r.coverage[2]);
+    assert!(r.iterations >= 1 && r.iterations <= 60);
+    assert_eq!(r.test_samples.len(), 40);
+}
+
+#[test]
+fn uci_command_writes_one_json_line_per_split_and_a_summary() {
+    let Some(root) = bali::data::find_uci_root() else {
+        eprintln!("skipping: ../shared/data not found (set BALI_DATA to run this test)");
+        return;
+    };
+    let root = root.display().to_string();
+    let text = run_cli(&[
+        "bali",
+        "uci",
+        "--data",
+        &root,
+        "--dataset",
+        "yacht",
+        "--splits",
+        "2",
+        "--members",
+        "2",
+        "--max-iterations",
+        "20",
+        "--samples",
+        "20",
+        "--json",
+    ])
+    .unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (k, line) in lines[..2].iter().enumerate() {
+        assert_eq!(line["split"], k);
+        assert_eq!(line["members"], 2);
+        assert!(line["test_ll"].as_f64().unwrap().is_finite());
+        assert!(line["rmse"].as_f64().unwrap() > 0.0);
+    }
+    let s = &lines[2]["summary"];
+    for key in [
+        "dataset",
+        "method",
+        "members",
+        "splits",
+        "test_ll_mean",
+        "test_ll_se",
+        "rmse_mean",
+        "rmse_se",
+        "seconds",
+    ] {
+        assert!(!s[key].is_null(), "summary lacks {key}");
+    }
+    assert_eq!(s["splits"], 2);
+    assert_eq!(s["method"], "bali");
+}
+
+#[test]
+fn fit_on_a_csv_file_reports_figures_and_writes_plots() {
+    let dir = std::env::temp_dir().join(format!("bali-fit-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("toy.csv");
+    let mut text = String::from("a,b,target\n");
+    for i in 0..120 {
+        let a = (i % 13) as f64 / 6.0 - 1.0;
+        let b = (i % 7) as f64 / 3.0 - 1.0;
+        text.push_str(&format!("{a},{b},{}\n", a * a + 0.5 * b));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = run_cli(&[
+        "bali",
+        "fit",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--target",
+        "target",
+        "--members",
+        "2",
+        "--max-iterations",
+        "30",
+        "--quiet",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(out.contains("RMSE"), "{out}");
+    assert!(dir.join("bali-fit-predictions.png").exists());
+    assert!(dir.join("bali-fit-calibration.png").exists());
+
+    // Malformed cell: the error names the line and the column.
+    std::fs::write(&csv, "a,b,target\n1,2,3\n4,oops,6\n").unwrap();
+    let err = run_cli(&[
+        "bali",
+        "fit",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--target",
+        "target",
+        "--quiet",
+    ])
+    .unwrap_err();
+    assert!(err.contains(":3") && err.contains("b"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
