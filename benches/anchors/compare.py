@@ -38,6 +38,15 @@ def dash(v):
     return "-" if v is None else str(v)
 
 
+def label(key):
+    op, p, q, b, _ = key
+    if q is not None:
+        return f"{op} {p}x{q}"
+    if b is not None:
+        return f"{op} p={p} b={b}"
+    return f"{op} {p}"
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
@@ -99,7 +108,7 @@ def main():
     ok1 = not slower and not missing
     print(
         f"- 1 thread at least as fast as numpy everywhere: {'MET' if ok1 else 'NOT MET'}"
-        + (f" ({len(slower)} slower rows: " + ", ".join(f"{k[0]} {k[1]}x{dash(k[2])}{'' if k[3] is None else ' b=' + str(k[3])} {s:.2f}x" for k, s in slower) + ")" if slower else "")
+        + (f" ({len(slower)} slower rows: " + ", ".join(f"{label(k)} {s:.2f}x" for k, s in slower) + ")" if slower else "")
         + (f" ({len(missing)} rows without a numpy figure)" if missing else "")
     )
     if kfs_big is None:
@@ -111,7 +120,7 @@ def main():
     else:
         print(
             f"- 2 threads no op >10% slower than 1: {'MET' if not thread_slow else 'NOT MET'}"
-            + (" (" + ", ".join(f"{k[0]} {k[1]}x{dash(k[2])}{'' if k[3] is None else ' b=' + str(k[3])} {r:.2f}" for k, r in thread_slow) + ")" if thread_slow else "")
+            + (" (" + ", ".join(f"{label(k)} {r:.2f}" for k, r in thread_slow) + ")" if thread_slow else "")
         )
     if syrk_ratios:
         worst = min(s for _, s in syrk_ratios)

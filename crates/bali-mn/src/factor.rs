@@ -10,10 +10,6 @@
 use crate::check;
 use crate::error::{FactorId, MnError, Result};
 use bali_kernels::Scalar;
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{
-    cholesky_in_place, cholesky_in_place_scratch, LltError, LltRegularization,
-};
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
@@ -104,20 +100,13 @@ pub struct KronFactor<T> {
 /// upper triangle is left untouched. `Err(pivot)` is the 0-based index of the first pivot that
 /// is not `> 0` (NaN included).
 ///
-/// The single place where the factorization kernel is chosen (faer's `cholesky_in_place`).
+/// The single place where the factorization kernel is chosen: the block-size-tuned Cholesky
+/// of `bali-kernels` (on faer). A non-finite entry reports the first bad row as the pivot.
 fn cholesky_lower<T: Scalar>(a: MatMut<'_, T>, par: Par) -> std::result::Result<(), usize> {
-    let n = a.nrows();
-    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<T>(n, par, Default::default()));
-    let stack = MemStack::new(&mut mem);
-    match cholesky_in_place(
-        a,
-        LltRegularization::default(),
-        par,
-        stack,
-        Default::default(),
-    ) {
-        Ok(_) => Ok(()),
-        Err(LltError::NonPositivePivot { index }) => Err(index),
+    match bali_kernels::cholesky_lower_in_place(a, par) {
+        Ok(()) => Ok(()),
+        Err(bali_kernels::KernelError::NotPositiveDefinite { pivot }) => Err(pivot),
+        Err(bali_kernels::KernelError::NonFinite { row, col, .. }) => Err(row.min(col)),
     }
 }
 
