@@ -7,7 +7,7 @@
 //!
 //! | op | shapes | flops |
 //! |---|---|---|
-//! | `potrf` (Cholesky through [`KronFactor::new`]) | n = p (q, b null) | n^3 / 3 |
+//! | `potrf` (copy, then `bali_kernels::cholesky_lower_in_place`, as scipy's `cholesky`) | n = p (q, b null) | n^3 / 3 |
 //! | `kron_factor_solve`: factor A (p x p), B (q x q), then A^{-1} V B^{-1} | (p, q) | p^3/3 + q^3/3 + 2p^2q + 2q^2p |
 //! | `kron_solve`: A^{-1} V B^{-1}, factors precomputed | (p, q) | 2p^2q + 2q^2p |
 //! | `dense_solve`: (B kron A) vec X = vec V by dense pq x pq Cholesky, pq <= 4096 | (p, q) | (pq)^3/3 + 2(pq)^2 |
@@ -417,9 +417,22 @@ fn time_case<T: Scalar>(
             let mut rng = StdRng::seed_from_u64(shape_seed(seed, p, 0));
             let a: Mat<T> = random_spd(p, &mut rng);
             let par = policy.par(case.flops());
+            // Like scipy.linalg.cholesky: copy the input, factor the copy.
             median_seconds(timing, || {
-                let f = KronFactor::new(a.clone(), FactorId::matrix(), JitterPolicy::NONE, par)?;
-                black_box(f);
+                let mut l = a.clone();
+                bali_kernels::cholesky_lower_in_place(l.as_mut(), par).map_err(|e| {
+                    CliError::Algebra(bali_mn::MnError::NotPositiveDefinite {
+                        factor: FactorId::matrix(),
+                        dim: p,
+                        pivot: match e {
+                            bali_kernels::KernelError::NotPositiveDefinite { pivot } => pivot,
+                            bali_kernels::KernelError::NonFinite { row, .. } => row,
+                        },
+                        jitter_tries: 0,
+                        last_jitter: 0.0,
+                    })
+                })?;
+                black_box(l);
                 Ok(())
             })
         }
