@@ -98,8 +98,10 @@ fn padded_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
-/// Tick label: up to 4 decimals without trailing zeros, scientific for tiny or huge values.
+/// Tick label: up to 4 decimals without trailing zeros, scientific for tiny or huge values;
+/// rounding residue of a zero tick (|v| < 1e-12, e.g. 1.1e-16) prints as 0.
 fn fmt_tick(v: f64) -> String {
+    let v = if v.abs() < 1e-12 { 0.0 } else { v };
     let a = v.abs();
     if a != 0.0 && !(1e-3..1e6).contains(&a) {
         return format!("{v:.2e}");

@@ -133,6 +133,8 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), super::CliError
             .collect::<Vec<_>>(),
     )
     .map_err(|e| super::CliError::Plot(e.to_string()))?;
-    writeln!(out, "wrote {}", args.out.display())?;
+    if !args.json {
+        writeln!(out, "wrote {}", args.out.display())?;
+    }
     Ok(())
 }
