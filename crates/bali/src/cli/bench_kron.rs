@@ -309,7 +309,7 @@ where
 }
 
 /// Median of a non-empty slice (mean of the two middle values for an even length).
-fn median(xs: &mut [f64]) -> f64 {
+pub(crate) fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
     if n % 2 == 1 {

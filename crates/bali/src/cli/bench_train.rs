@@ -28,6 +28,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use bali_autodiff::{loss_and_seed, Adam, Loss, Mlp};
+
+use super::bench_kron::median;
 use bali_kernels::{Activation, ParPolicy, Scalar};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
@@ -435,17 +437,6 @@ impl<T: Scalar> Runner<T> {
             }
         }
         Ok(())
-    }
-}
-
-/// Median of a non-empty slice (mean of the two middle values for an even length).
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        0.5 * (xs[n / 2 - 1] + xs[n / 2])
     }
 }
 
