@@ -430,21 +430,28 @@ pub struct VerifyReport {
     pub passed: bool,
 }
 
-impl fmt::Display for VerifyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows = [
+impl VerifyReport {
+    /// Every checked quantity as `(label, relative error, tolerance)`, in report order.
+    pub fn rows(&self) -> [(&'static str, f64, f64); 7] {
+        [
             ("mean", self.mean_rel, self.tol),
             ("covariance", self.cov_rel, self.tol),
             ("log-determinant", self.log_det_rel, self.tol),
             ("log-density", self.log_density_rel, self.tol),
             ("KL divergence", self.kl_rel, self.tol),
-            ("Kronecker solve", self.solve_rel, self.tol),
+            ("solve", self.solve_rel, self.tol),
             (
                 "sample covariance",
                 self.sample_cov_rel,
                 self.sample_cov_tol,
             ),
-        ];
+        ]
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = self.rows();
         for (name, err, tol) in rows {
             let ok = if err <= tol { "ok" } else { "FAIL" };
             writeln!(f, "{name:<18} rel err {err:.3e}  (tol {tol:.1e})  {ok}")?;

@@ -64,26 +64,10 @@ pub fn run_dense(args: &VerifyDenseArgs, out: &mut dyn Write) -> Result<(), CliE
     }
 }
 
-/// The rows printed by [`run_dense`]: label, relative error, tolerance.
-fn rows(report: &VerifyReport) -> [(&'static str, f64, f64); 7] {
-    [
-        ("mean", report.mean_rel, report.tol),
-        ("covariance", report.cov_rel, report.tol),
-        ("log-determinant", report.log_det_rel, report.tol),
-        ("log-density", report.log_density_rel, report.tol),
-        ("KL divergence", report.kl_rel, report.tol),
-        ("solve", report.solve_rel, report.tol),
-        (
-            "sample covariance",
-            report.sample_cov_rel,
-            report.sample_cov_tol,
-        ),
-    ]
-}
-
 /// The first row above its tolerance (a NaN error counts as a failure).
 fn first_failure(report: &VerifyReport) -> Option<(&'static str, f64, f64)> {
-    rows(report)
+    report
+        .rows()
         .into_iter()
         .find(|&(_, v, tol)| v.is_nan() || v > tol)
 }
@@ -98,7 +82,7 @@ fn write_report(
         "dense verification: p = {}, q = {}, n = {}, seed = {}, samples = {} (f64)",
         args.p, args.q, args.n, args.seed, args.samples
     )?;
-    for (label, value, tol) in rows(report) {
+    for (label, value, tol) in report.rows() {
         let mark = if value.is_nan() || value > tol {
             "  <-- above tolerance"
         } else {
