@@ -30,6 +30,10 @@ pub(crate) fn expect_shape<T>(
 /// `Ok` when every entry of `m` is finite, else [`AutodiffError::NonFinite`] naming the first
 /// offending entry in column-major order.
 pub(crate) fn expect_finite<T: Scalar>(m: MatRef<'_, T>, operand: Operand) -> Result<()> {
+    // Vectorized scan first; the indexed one below only locates the bad entry.
+    if bali_kernels::all_finite(m) {
+        return Ok(());
+    }
     for col in 0..m.ncols() {
         for row in 0..m.nrows() {
             let v = m[(row, col)];

@@ -23,16 +23,19 @@
 
 mod activation;
 mod cholesky;
+mod elementwise;
 mod ema;
 mod error;
 mod par;
 mod scalar;
 mod simd;
 mod softmax;
+mod syrk;
 mod triangular;
 
 pub use activation::Activation;
 pub use cholesky::cholesky_lower_in_place;
+pub use elementwise::{all_finite, sub_scaled_in_place, sub_scaled_into};
 pub use ema::{gemm_ema, syrk_ema};
 pub use error::KernelError;
 pub use par::{par_for_flops, ParPolicy};

@@ -121,7 +121,7 @@ fn copy_shifted<T: Scalar>(mut dst: MatMut<'_, T>, src: MatRef<'_, T>, shift: T)
 /// Copies the strict lower triangle of the square `m` onto its strict upper triangle, in
 /// 32 x 32 tiles so that the transposed writes stay in cache (a plain row-by-row transpose
 /// of a 2048 x 2048 matrix costs as much as its Cholesky factorization).
-fn symmetrize_from_lower<T: Scalar>(mut m: MatMut<'_, T>) {
+pub(crate) fn symmetrize_from_lower<T: Scalar>(mut m: MatMut<'_, T>) {
     const TILE: usize = 32;
     let n = m.nrows();
     for jb in (0..n).step_by(TILE) {

@@ -18,6 +18,7 @@ use crate::stats::NaturalStats;
 use bali_kernels::Scalar;
 use faer::linalg::matmul::matmul;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::reborrow::ReborrowMut;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 /// Per-call settings of [`posterior_step`] and [`posterior_from_stats`].
@@ -94,10 +95,12 @@ impl<T: Scalar> PriorPrecision<T> {
         match self {
             PriorPrecision::Diagonal(diag) => {
                 for j in 0..m.ncols() {
+                    let src = m.col(j);
+                    let mut dst = out.rb_mut().col_mut(j);
                     for (i, &d) in diag.iter().enumerate() {
-                        let v = d * m[(i, j)];
-                        out[(i, j)] = match accum {
-                            Accum::Add => out[(i, j)] + v,
+                        let v = d * src[i];
+                        dst[i] = match accum {
+                            Accum::Add => dst[i] + v,
                             Accum::Replace => v,
                         };
                     }
@@ -167,10 +170,14 @@ fn learned_col_cov<T: Scalar>(
         cfg.par,
     );
     let inv_dof = T::of(1.0 / (nu_n - q as f64 - 1.0));
-    let sigma = Mat::from_fn(q, q, |i, j| {
-        let (lo, hi) = (i.max(j), i.min(j));
-        (psi0[(lo, hi)] + psi_n[(lo, hi)]) * inv_dof
-    });
+    // Lower triangle only: KronFactor::new reads it and mirrors it.
+    let mut sigma = psi_n;
+    for j in 0..q {
+        let prior_col = &psi0.col_as_slice(j)[j..];
+        for (v, &p0) in sigma.col_as_slice_mut(j)[j..].iter_mut().zip(prior_col) {
+            *v = (p0 + *v) * inv_dof;
+        }
+    }
     check::finite_lower(sigma.as_ref(), || {
         format!("{} (learned)", FactorId::col_cov(cfg.layer))
     })?;

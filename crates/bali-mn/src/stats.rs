@@ -151,8 +151,9 @@ impl<T: Scalar> NaturalStats<T> {
 
     /// `S~_xt = S_hat_xt / (1 - beta^t)` (p x q).
     pub fn sxt_tilde(&self) -> Mat<T> {
-        let c = self.bias_correction();
-        Mat::from_fn(self.p(), self.q(), |i, j| c * self.sxt[(i, j)])
+        let mut out = self.sxt.clone();
+        scale_in_place(&mut out, self.bias_correction());
+        out
     }
 
     /// `S~_rr = S_hat_rr / (1 - beta^t)`, full symmetric q x q.
@@ -168,8 +169,22 @@ impl<T: Scalar> NaturalStats<T> {
 
 /// `c S` as a full symmetric matrix from the lower triangle of `s`.
 fn scaled_sym<T: Scalar>(s: &Mat<T>, c: T) -> Mat<T> {
-    let n = s.nrows();
-    Mat::from_fn(n, n, |i, j| c * if i >= j { s[(i, j)] } else { s[(j, i)] })
+    let mut out = s.clone();
+    scale_in_place(&mut out, c);
+    crate::factor::symmetrize_from_lower(out.as_mut());
+    out
+}
+
+/// `m <- c m` (skipped for `c = 1`), column slice by column slice.
+fn scale_in_place<T: Scalar>(m: &mut Mat<T>, c: T) {
+    if c == T::one() {
+        return;
+    }
+    for j in 0..m.ncols() {
+        for v in m.col_as_slice_mut(j) {
+            *v = c * *v;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,207 @@
+//! Elementwise passes over whole matrices, column slice by column slice: the finiteness scan
+//! that guards every user-reachable input, and the `A - alpha B` combinations of the
+//! training loop (pseudo-targets `T = H - alpha G`, residual seeds `F - Y`).
+//!
+//! Column-major matrices (row stride 1, the layout faer allocates) run on contiguous slices
+//! with independent lane accumulators, which the compiler vectorizes; other layouts take
+//! an indexed loop with the same results.
+
+use crate::Scalar;
+use faer::reborrow::ReborrowMut;
+use faer::{MatMut, MatRef};
+use pulp::Simd;
+
+/// `true` iff every entry of the slice is finite. `v - v` is `0` for finite `v` and NaN for
+/// NaN or infinity, and a NaN survives any sum of zeros, so the scan has no branch per entry
+/// (four independent SIMD accumulators hide the latency of the additions).
+fn slice_all_finite<T: Scalar>(s: &[T]) -> bool {
+    struct Scan<'a, T> {
+        s: &'a [T],
+    }
+    impl<T: Scalar> pulp::WithSimd for Scan<'_, T> {
+        type Output = bool;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, token: S) -> bool {
+            let (head, tail) = T::v_as_simd::<S>(self.s);
+            let zero = T::v_splat(token, T::zero());
+            let mut acc = [zero; 4];
+            let quads = head.chunks_exact(4);
+            let rest = quads.remainder();
+            for quad in quads {
+                for k in 0..4 {
+                    acc[k] = T::v_add(token, acc[k], T::v_sub(token, quad[k], quad[k]));
+                }
+            }
+            for &v in rest {
+                acc[0] = T::v_add(token, acc[0], T::v_sub(token, v, v));
+            }
+            let last = T::v_load_partial(token, tail);
+            acc[1] = T::v_add(token, acc[1], T::v_sub(token, last, last));
+            let a = T::v_add(
+                token,
+                T::v_add(token, acc[0], acc[1]),
+                T::v_add(token, acc[2], acc[3]),
+            );
+            T::v_reduce_sum(token, a) == T::zero()
+        }
+    }
+    pulp::Arch::new().dispatch(Scan { s })
+}
+
+/// `true` iff every entry of `m` is finite (no NaN, no infinity). Cost: one pass, `rows x cols`
+/// subtractions and additions.
+pub fn all_finite<T: Scalar>(m: MatRef<'_, T>) -> bool {
+    if m.row_stride() == 1 {
+        (0..m.ncols()).all(|j| {
+            let col = m
+                .col(j)
+                .try_as_col_major()
+                .expect("row stride 1 checked")
+                .as_slice();
+            slice_all_finite(col)
+        })
+    } else {
+        (0..m.ncols()).all(|j| (0..m.nrows()).all(|i| m[(i, j)].is_finite()))
+    }
+}
+
+/// `out <- a - alpha b` (all `n x m`).
+///
+/// # Panics
+/// If the shapes differ (a programming error; callers check user shapes first).
+#[track_caller]
+pub fn sub_scaled_into<T: Scalar>(
+    mut out: MatMut<'_, T>,
+    a: MatRef<'_, T>,
+    alpha: T,
+    b: MatRef<'_, T>,
+) {
+    assert!(
+        out.nrows() == a.nrows()
+            && out.ncols() == a.ncols()
+            && b.nrows() == a.nrows()
+            && b.ncols() == a.ncols(),
+        "sub_scaled_into: out {}x{}, a {}x{}, b {}x{}",
+        out.nrows(),
+        out.ncols(),
+        a.nrows(),
+        a.ncols(),
+        b.nrows(),
+        b.ncols()
+    );
+    let contiguous = out.row_stride() == 1 && a.row_stride() == 1 && b.row_stride() == 1;
+    for j in 0..a.ncols() {
+        if contiguous {
+            let oc = out
+                .rb_mut()
+                .col_mut(j)
+                .try_as_col_major_mut()
+                .expect("row stride 1 checked")
+                .as_slice_mut();
+            let ac = a
+                .col(j)
+                .try_as_col_major()
+                .expect("row stride 1 checked")
+                .as_slice();
+            let bc = b
+                .col(j)
+                .try_as_col_major()
+                .expect("row stride 1 checked")
+                .as_slice();
+            for ((o, &x), &y) in oc.iter_mut().zip(ac).zip(bc) {
+                *o = x - alpha * y;
+            }
+        } else {
+            for i in 0..a.nrows() {
+                out[(i, j)] = a[(i, j)] - alpha * b[(i, j)];
+            }
+        }
+    }
+}
+
+/// `a <- a - alpha b` in place (both `n x m`). Panics as [`sub_scaled_into`].
+#[track_caller]
+pub fn sub_scaled_in_place<T: Scalar>(mut a: MatMut<'_, T>, alpha: T, b: MatRef<'_, T>) {
+    assert!(
+        b.nrows() == a.nrows() && b.ncols() == a.ncols(),
+        "sub_scaled_in_place: a {}x{}, b {}x{}",
+        a.nrows(),
+        a.ncols(),
+        b.nrows(),
+        b.ncols()
+    );
+    let contiguous = a.row_stride() == 1 && b.row_stride() == 1;
+    for j in 0..a.ncols() {
+        if contiguous {
+            let ac = a
+                .rb_mut()
+                .col_mut(j)
+                .try_as_col_major_mut()
+                .expect("row stride 1 checked")
+                .as_slice_mut();
+            let bc = b
+                .col(j)
+                .try_as_col_major()
+                .expect("row stride 1 checked")
+                .as_slice();
+            for (x, &y) in ac.iter_mut().zip(bc) {
+                *x = *x - alpha * y;
+            }
+        } else {
+            for i in 0..a.nrows() {
+                let v = a[(i, j)] - alpha * b[(i, j)];
+                a[(i, j)] = v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faer::Mat;
+
+    #[test]
+    fn finiteness_scan_finds_every_kind_of_bad_entry() {
+        for (rows, cols) in [(1, 1), (7, 3), (17, 5), (64, 2)] {
+            let m = Mat::<f64>::from_fn(rows, cols, |i, j| (i as f64) * 1e300 - j as f64);
+            assert!(all_finite(m.as_ref()));
+            assert!(all_finite(m.transpose()));
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                for (i, j) in [(0, 0), (rows - 1, cols - 1), (rows / 2, cols / 2)] {
+                    let mut b = m.clone();
+                    b[(i, j)] = bad;
+                    assert!(
+                        !all_finite(b.as_ref()),
+                        "{bad} at ({i}, {j}) of {rows}x{cols}"
+                    );
+                    assert!(!all_finite(b.transpose()));
+                }
+            }
+            let mut f = Mat::<f32>::from_fn(rows, cols, |i, j| (i + j) as f32);
+            assert!(all_finite(f.as_ref()));
+            f[(rows - 1, 0)] = f32::NAN;
+            assert!(!all_finite(f.as_ref()));
+        }
+        // Large finite values do not overflow the scan (v - v is exactly 0).
+        let big = Mat::<f64>::from_fn(9, 2, |_, _| f64::MAX);
+        assert!(all_finite(big.as_ref()));
+    }
+
+    #[test]
+    fn scaled_differences_match_the_indexed_formula() {
+        let a = Mat::<f64>::from_fn(11, 4, |i, j| (3 * i + j) as f64 * 0.25);
+        let b = Mat::<f64>::from_fn(11, 4, |i, j| (i as f64) - 2.0 * j as f64);
+        let want = Mat::<f64>::from_fn(11, 4, |i, j| a[(i, j)] - 0.3 * b[(i, j)]);
+        let mut out = Mat::<f64>::zeros(11, 4);
+        sub_scaled_into(out.as_mut(), a.as_ref(), 0.3, b.as_ref());
+        assert_eq!(out, want);
+        let mut in_place = a.clone();
+        sub_scaled_in_place(in_place.as_mut(), 0.3, b.as_ref());
+        assert_eq!(in_place, want);
+        // Transposed (row stride != 1) operands take the indexed path, same values.
+        let mut out_t = Mat::<f64>::zeros(4, 11);
+        sub_scaled_into(out_t.as_mut(), a.transpose(), 0.3, b.transpose());
+        assert_eq!(out_t, want.transpose().to_owned());
+    }
+}
