@@ -1,7 +1,8 @@
 //! Timing of the dense kernels against faer's defaults (best of several runs, GFLOP/s).
 //!
-//! `cargo run --release -p bali-kernels --example kernel_timing -- [threads] [sweep]`
-//! (`threads` = 1 or 2; `sweep` also scans faer's Cholesky block parameters).
+//! `cargo run --release -p bali-kernels --example kernel_timing -- [threads] [sweep|syrk|act|acc]`
+//! (`threads` = 1 or 2; `sweep` also scans faer's Cholesky block parameters; `syrk` times
+//! only the tall-skinny SYRK-EMA shapes).
 
 use bali_kernels::{
     cholesky_lower_in_place, solve_kronecker_in_place, solve_lower_in_place,
@@ -263,6 +264,79 @@ fn syrk<T: Scalar>(par: Par) {
     );
 }
 
+/// Tall-skinny SYRK-EMA shapes (B, p) of the BALI layers: `syrk_ema` against faer's
+/// triangular matmul, GFLOP/s counted as `B p^2`.
+fn syrk_small<T: Scalar>(par: Par) {
+    let shapes = [
+        (455usize, 14usize),
+        (455, 50),
+        (455, 51),
+        (1000, 9),
+        (1000, 51),
+        (1000, 101),
+        (1024, 401),
+        (1024, 785),
+    ];
+    let extra: Vec<(usize, usize)> = if std::env::args().any(|a| a == "more") {
+        vec![
+            (1, 50),
+            (4, 50),
+            (8, 50),
+            (16, 50),
+            (32, 50),
+            (64, 50),
+            (16, 128),
+            (32, 128),
+            (64, 128),
+            (1024, 128),
+            (1000, 160),
+            (1024, 160),
+            (1000, 200),
+            (1024, 256),
+            (100_000, 20),
+        ]
+    } else {
+        Vec::new()
+    };
+    for &(bn, p) in shapes.iter().chain(&extra) {
+        let x = Mat::<T>::from_fn(bn, p, |i, j| {
+            T::of(((i * 5 + j * 3) % 11) as f64 / 11.0 - 0.5)
+        });
+        let s0 = Mat::<T>::from_fn(p, p, |i, j| T::of(((i + j) % 5) as f64));
+        let mut s = s0.clone();
+        let flops = (bn * p * p) as f64;
+        let r = reps(flops).max(200);
+        let mut line = format!("syrk_ema {} (B,p)=({bn:4},{p:3}):", T::NAME);
+        for beta in [0.0, 0.9, 1.0] {
+            let t = best(r, |run| {
+                s.copy_from(&s0);
+                if run {
+                    syrk_ema(s.as_mut(), x.as_ref(), T::of(beta), T::of(0.1), par)
+                }
+            });
+            line += &format!(" beta={beta} {:6.2} GF/s", flops / t / 1e9);
+        }
+        let t = best(r, |run| {
+            s.copy_from(&s0);
+            if run {
+                triangular::matmul(
+                    s.as_mut(),
+                    BlockStructure::TriangularLower,
+                    Accum::Add,
+                    x.transpose(),
+                    BlockStructure::Rectangular,
+                    x.as_ref(),
+                    BlockStructure::Rectangular,
+                    T::of(0.1),
+                    par,
+                )
+            }
+        });
+        line += &format!(" | faer {:6.2} GF/s", flops / t / 1e9);
+        println!("{line}");
+    }
+}
+
 fn activations<T: Scalar>() {
     let n = 1 << 16;
     let h: Vec<T> = (0..n)
@@ -370,6 +444,11 @@ fn main() {
     if args.iter().any(|a| a == "act") {
         activations::<f64>();
         activations::<f32>();
+        return;
+    }
+    if args.iter().any(|a| a == "syrk") {
+        syrk_small::<f64>(par);
+        syrk_small::<f32>(par);
         return;
     }
     if args.iter().any(|a| a == "sweep") {

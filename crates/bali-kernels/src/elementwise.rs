@@ -145,7 +145,7 @@ pub fn sub_scaled_in_place<T: Scalar>(mut a: MatMut<'_, T>, alpha: T, b: MatRef<
                 .expect("row stride 1 checked")
                 .as_slice();
             for (x, &y) in ac.iter_mut().zip(bc) {
-                *x = *x - alpha * y;
+                *x -= alpha * y;
             }
         } else {
             for i in 0..a.nrows() {

@@ -113,6 +113,12 @@ pub fn syrk_ema<T: Scalar>(mut s: MatMut<'_, T>, x: MatRef<'_, T>, beta: T, c: T
         p
     );
     let has_product = x.nrows() > 0 && c != T::zero();
+    if has_product && crate::syrk::use_small_kernel(x.nrows(), p, x.row_stride(), par) {
+        // Tall-skinny column-major X: register-tiled SIMD kernel (half the work of faer's
+        // triangular matmul there); it applies beta itself.
+        crate::syrk::syrk_lower_tall(s, x, beta, c);
+        return;
+    }
     let accum = prepare(s.rb_mut(), beta, has_product, lower);
     if has_product {
         triangular::matmul(

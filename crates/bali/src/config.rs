@@ -104,9 +104,12 @@ pub struct BaliConfig {
     pub seed: u64,
     /// Threads available to the dense kernels (parallelism is chosen by problem size).
     pub threads: usize,
-    /// Refresh the Cholesky factor of the damped curvature `D_l` every `k` steps (1: every
-    /// step); in between, the pseudo-targets use the last factor. `Lambda_N` and `Sigma_l` are
-    /// refactored every step, so every layer posterior stays exact given its targets.
+    /// Refresh the curvature of the `Improved` hidden layers every `k` steps (1: every step,
+    /// the default): on a refresh step the curvature factors `C_l` enter their EMA and the
+    /// damped `D_l` is refactored and inverted; in between, the pseudo-targets use the last
+    /// `D_l^{-1}` and the `C_l` backward passes are skipped (K-FAC's amortization). `Lambda_N`
+    /// and `Sigma_l` are refactored every step, so every layer posterior stays exact given
+    /// its targets.
     pub refresh_every: usize,
     /// Jitter retry allowed when a factor is not positive definite (reported, never hidden).
     pub jitter: JitterPolicy,

@@ -164,6 +164,18 @@ pub struct Bali<T> {
     rng: StdRng,
     policy: ParPolicy,
     record: Option<Vec<Option<LayerRecord<T>>>>,
+    /// Buffers reused from step to step (the forward trace and the layer gradients `G_l`).
+    workspace: Workspace<T>,
+}
+
+/// Per-step buffers kept between steps so that a step of the same batch size allocates and
+/// zeroes none of its B-row matrices.
+#[derive(Clone, Debug, Default)]
+struct Workspace<T> {
+    trace: Trace<T>,
+    grads: Vec<Mat<T>>,
+    /// The stacked `Delta_k` of the curvature pass ((q_L B) x q_l per layer).
+    stacked: Vec<Mat<T>>,
 }
 
 /// The regression problem a layer solved in the last step: inputs `X_l`, pseudo-targets `T_l`
@@ -262,6 +274,7 @@ impl<T: Scalar> Bali<T> {
             rng,
             policy,
             record: None,
+            workspace: Workspace::default(),
         })
     }
 
@@ -412,7 +425,8 @@ impl<T: Scalar> Bali<T> {
             record.clear();
             record.resize(n_layers, None);
         }
-        let mut trace = self.mlp.forward(&self.means, x, par)?;
+        let mut trace = std::mem::take(&mut self.workspace.trace);
+        self.mlp.forward_into(&self.means, x, &mut trace, par)?;
         let batch_loss = half_sq_error(trace.output(), y) / b as f64;
         if !batch_loss.is_finite() {
             return Err(BaliError::NonFinite {
@@ -421,10 +435,12 @@ impl<T: Scalar> Bali<T> {
                 step: self.step,
             });
         }
-        let jitter_tries = match self.config.formulation {
-            Formulation::Paper => self.paper_step(&trace, y, rho, par)?,
-            Formulation::Improved => self.improved_step(&mut trace, y, rho, par)?,
+        let tries = match self.config.formulation {
+            Formulation::Paper => self.paper_step(&trace, y, rho, par),
+            Formulation::Improved => self.improved_step(&mut trace, y, rho, par),
         };
+        self.workspace.trace = trace;
+        let jitter_tries = tries?;
         self.step += 1;
         Ok(StepInfo {
             step: self.step,
@@ -476,11 +492,40 @@ impl<T: Scalar> Bali<T> {
         Ok(tries)
     }
 
+    /// `G_l` of the seed `d ell / dF` in the workspace buffers (taken out; the caller gives
+    /// them back with [`Bali::return_gradients`]).
+    fn gradients(
+        &mut self,
+        trace: &Trace<T>,
+        seed: MatRef<'_, T>,
+        par: Par,
+    ) -> Result<Vec<Mat<T>>> {
+        let b = seed.nrows();
+        let mut grads = std::mem::take(&mut self.workspace.grads);
+        let dims = &self.mlp.dims;
+        let fits = grads.len() + 1 == dims.len()
+            && grads
+                .iter()
+                .zip(&dims[1..])
+                .all(|(g, &q)| g.nrows() == b && g.ncols() == q);
+        if !fits {
+            grads = dims[1..].iter().map(|&q| Mat::zeros(b, q)).collect();
+        }
+        self.mlp
+            .backward_into(&self.means, trace, seed, &mut grads, par)?;
+        Ok(grads)
+    }
+
+    /// Gives the `G_l` buffers back to the workspace.
+    fn return_gradients(&mut self, grads: Vec<Mat<T>>) {
+        self.workspace.grads = grads;
+    }
+
     /// 3.1: all layers from one forward and one backward pass, `T_l = H_l - alpha_l G_l`.
     fn paper_step(&mut self, trace: &Trace<T>, y: MatRef<'_, T>, rho: T, par: Par) -> Result<u32> {
         let n_layers = self.mlp.num_layers();
         let seed = residual_seed(trace.output(), y);
-        let grads = self.mlp.backward(&self.means, trace, seed.as_ref(), par)?;
+        let grads = self.gradients(trace, seed.as_ref(), par)?;
         let alpha = T::of(self.config.hidden_alpha());
         let mut tries = 0;
         for (l, g) in grads.iter().enumerate() {
@@ -502,6 +547,7 @@ impl<T: Scalar> Bali<T> {
                 self.update_layer(l, &prior, x_l, targets.as_ref(), rho)?
             };
         }
+        self.return_gradients(grads);
         Ok(tries)
     }
 
@@ -531,21 +577,29 @@ impl<T: Scalar> Bali<T> {
         // Step 3: F with the new output mean; G_l for the hidden layers.
         self.mlp.forward_from(&self.means, trace, out, par)?;
         let seed = residual_seed(trace.output(), y);
-        let grads = self.mlp.backward(&self.means, trace, seed.as_ref(), par)?;
+        let grads = self.gradients(trace, seed.as_ref(), par)?;
         // Step 4: curvature factors. The layer feeding the output in closed form
         // (`output_fed_gram`); deeper layers from the stacked `Delta_k = dF_k / dH_l`, one
         // backward pass of the (q_L B) x q_L seed whose block k is the unit vector e_k
         // (block k of the result is the backward pass of output unit k).
         let b = y.nrows();
         let last_hidden = out - 1;
+        // Amortization: the curvature is computed on refresh steps only (and at the first
+        // step, before any C_l exists).
+        let refresh = self.step.is_multiple_of(self.config.refresh_every as u64)
+            || self.layers[..out]
+                .iter()
+                .any(|state| state.curvature.as_ref().is_some_and(|c| c.step == 0));
         let (p_last, _) = self.mlp.layer_shape(last_hidden);
         let gram_par = self.par((b * p_last * p_last) as f64);
-        let last_gram = output_fed_gram(
-            self.means[out].as_ref(),
-            trace.deriv[last_hidden].as_ref(),
-            gram_par,
-        );
-        let deltas: Vec<Mat<T>> = if last_hidden > 0 {
+        let last_gram = refresh.then(|| {
+            output_fed_gram(
+                self.means[out].as_ref(),
+                trace.deriv[last_hidden].as_ref(),
+                gram_par,
+            )
+        });
+        let deltas: Vec<Mat<T>> = if refresh && last_hidden > 0 {
             let mut seed = Mat::<T>::zeros(q_out * b, q_out);
             for k in 0..q_out {
                 seed.as_mut()
@@ -560,8 +614,17 @@ impl<T: Scalar> Bali<T> {
                 })
                 .sum();
             let stacked_par = self.par(stacked_flops);
+            let mut deltas = std::mem::take(&mut self.workspace.stacked);
+            let rows = q_out * b;
+            if deltas.len() != n_layers || deltas.first().is_some_and(|d| d.nrows() != rows) {
+                deltas = self.mlp.dims[1..]
+                    .iter()
+                    .map(|&q| Mat::zeros(rows, q))
+                    .collect();
+            }
             self.mlp
-                .backward_stacked(&self.means, trace, seed.as_ref(), stacked_par)?
+                .backward_into(&self.means, trace, seed.as_ref(), &mut deltas, stacked_par)?;
+            deltas
         } else {
             Vec::new()
         };
@@ -570,7 +633,6 @@ impl<T: Scalar> Bali<T> {
         let gamma = T::of(self.config.gamma);
         let lambda = T::of(self.config.lambda);
         let wd = T::of(self.config.wd);
-        let refresh = self.step.is_multiple_of(self.config.refresh_every as u64);
         for l in 0..out {
             let (p, q) = self.mlp.layer_shape(l);
             let syrk_par = self.par((b * q_out * q * q) as f64);
@@ -580,9 +642,9 @@ impl<T: Scalar> Bali<T> {
                 .curvature
                 .as_mut()
                 .expect("Improved hidden layers carry a curvature EMA");
-            if l == last_hidden {
-                curv.update_from_gram(last_gram.as_ref(), b, beta);
-            } else {
+            if let Some(gram) = last_gram.as_ref().filter(|_| l == last_hidden) {
+                curv.update_from_gram(gram.as_ref(), b, beta);
+            } else if refresh {
                 curv.update(deltas[l].as_ref(), b, beta, syrk_par);
             }
             let mean_diag = curv.mean_diag(beta);
@@ -649,6 +711,10 @@ impl<T: Scalar> Bali<T> {
             let prior = Prior::diagonal(m0, &diag, col_mode(self.config.hidden_sigma, q))?;
             tries +=
                 self.update_layer(l, &prior, trace.inputs[l].as_ref(), targets.as_ref(), rho)?;
+        }
+        self.return_gradients(grads);
+        if !deltas.is_empty() {
+            self.workspace.stacked = deltas;
         }
         Ok(tries)
     }

@@ -27,6 +27,17 @@ pub struct Trace<T> {
     pub deriv: Vec<Mat<T>>,
 }
 
+impl<T> Default for Trace<T> {
+    /// The empty trace (no layers), e.g. a workspace for [`Mlp::forward_into`].
+    fn default() -> Self {
+        Trace {
+            inputs: Vec::new(),
+            pre: Vec::new(),
+            deriv: Vec::new(),
+        }
+    }
+}
+
 impl<T> Trace<T> {
     /// The network output `F = H_{L-1}` (B x q_L); an empty 0 x 0 view for an empty trace.
     pub fn output(&self) -> MatRef<'_, T> {
@@ -129,6 +140,35 @@ impl Mlp {
         par: Par,
     ) -> Result<Trace<T>> {
         self.run_forward(weights, x, None, par)
+    }
+
+    /// [`Mlp::forward`] into a caller-owned trace: when `trace` already fits the network and
+    /// a batch of `x.nrows()` rows its buffers are reused (no allocation, no zeroing),
+    /// otherwise it is replaced by a fresh one. Same values and errors as [`Mlp::forward`];
+    /// on error `trace` is left unchanged.
+    pub fn forward_into<T: Scalar>(
+        &self,
+        weights: &[Mat<T>],
+        x: MatRef<'_, T>,
+        trace: &mut Trace<T>,
+        par: Par,
+    ) -> Result<()> {
+        let fits = self.check_trace(trace).is_ok_and(|b| b == x.nrows());
+        if !fits {
+            *trace = self.run_forward(weights, x, None, par)?;
+            return Ok(());
+        }
+        self.validate()?;
+        self.check_weights(weights)?;
+        expect_shape(x, Operand::Input, x.nrows(), self.dims[0])?;
+        expect_finite(x, Operand::Input)?;
+        trace.inputs[0].subcols_mut(0, self.dims[0]).copy_from(x);
+        // The layers never write the bias columns; they are public fields, so reset them.
+        for (l, xl) in trace.inputs.iter_mut().enumerate() {
+            xl.col_mut(self.dims[l]).fill(T::one());
+        }
+        self.compute_layers(weights, trace, 0, None, par);
+        Ok(())
     }
 
     /// Forward pass with additive offsets on the pre-activations:

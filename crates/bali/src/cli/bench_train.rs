@@ -11,7 +11,9 @@
 //! Methods: `adam` (forward, Gaussian loss seed, backward, weight gradients, decay and the
 //! Adam update: exactly the work of one `MapNet::fit(x, y, 1, ..)` over the batch),
 //! `improved_kfac`, `improved_scalar` (BALI `Improved` with the `Kfac` / `Scalar`
-//! preconditioner) and `paper`, each one [`Bali::step`] at the regression defaults.
+//! preconditioner) and `paper`, each one [`Bali::step`] at the regression defaults, and
+//! `improved_kfac_r10`: `improved_kfac` with `refresh_every = 10` (curvature amortized over
+//! ten steps; not the default).
 //!
 //! Every method runs in blocks of consecutive steps, as in its own training loop: a few
 //! untimed warm-up steps, then timed steps; the blocks of all methods alternate over up to
@@ -119,16 +121,29 @@ pub enum Method {
     /// BALI `Paper`.
     #[value(name = "paper")]
     Paper,
+    /// BALI `Improved`, `Kfac`, with the curvature amortized over 10 steps
+    /// (`refresh_every = 10`, not the default): `C_l` and `D_l^{-1}` on every tenth step.
+    #[value(name = "improved_kfac_r10")]
+    ImprovedKfacRefresh10,
 }
 
 impl Method {
     /// All methods, in output order (Adam first: the others are reported relative to it).
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 5] = [
         Method::Adam,
         Method::ImprovedKfac,
         Method::ImprovedScalar,
         Method::Paper,
+        Method::ImprovedKfacRefresh10,
     ];
+
+    /// Curvature refresh period of the method (`BaliConfig::refresh_every`).
+    pub fn refresh_every(self) -> usize {
+        match self {
+            Method::ImprovedKfacRefresh10 => 10,
+            _ => 1,
+        }
+    }
 
     /// Name used in the output.
     pub fn name(self) -> &'static str {
@@ -137,6 +152,7 @@ impl Method {
             Method::ImprovedKfac => "improved_kfac",
             Method::ImprovedScalar => "improved_scalar",
             Method::Paper => "paper",
+            Method::ImprovedKfacRefresh10 => "improved_kfac_r10",
         }
     }
 
@@ -144,7 +160,9 @@ impl Method {
     pub fn bali_config(self, case: TrainCase, threads: usize, seed: u64) -> Option<BaliConfig> {
         let (formulation, preconditioner) = match self {
             Method::Adam => return None,
-            Method::ImprovedKfac => (Formulation::Improved, Preconditioner::Kfac),
+            Method::ImprovedKfac | Method::ImprovedKfacRefresh10 => {
+                (Formulation::Improved, Preconditioner::Kfac)
+            }
             Method::ImprovedScalar => (Formulation::Improved, Preconditioner::Scalar),
             Method::Paper => (Formulation::Paper, Preconditioner::Kfac),
         };
@@ -156,6 +174,7 @@ impl Method {
             activation: Activation::Relu,
             seed,
             threads,
+            refresh_every: self.refresh_every(),
             ..BaliConfig::default()
         })
     }
@@ -235,8 +254,10 @@ pub struct Record {
 ///   pass + the posteriors + the curvature factors: for the hidden layer feeding the output,
 ///   the closed form `(W' W'^T) ⊙ (Phi'^T Phi')`, `B q^2 + q_L q^2`; for deeper layers
 ///   (`L >= 3`) one stacked backward pass of `q_L B` rows (`q_L` backward passes) and the
-///   SYRK `q_L B q^2` each. `Kfac` adds per hidden layer the Cholesky of `D_l` `q^3/3` and
-///   the solves `G_l D_l^{-1}` `2 B q^2`.
+///   SYRK `q_L B q^2` each. `Kfac` adds per hidden layer the Cholesky of `D_l` `q^3/3`, its
+///   inverse `2 q^3` (two triangular solves of the identity) and the product
+///   `G_l D_l^{-1}` `2 B q^2`. With `refresh_every = k` the curvature factors, the stacked
+///   pass and the Cholesky and inverse of `D_l` count `1/k` (they run on every `k`-th step).
 pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
     let b = b as f64;
     let layers = dims.len().saturating_sub(1);
@@ -263,7 +284,9 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
     match method {
         Method::Adam => forward + backward + forward,
         Method::Paper => forward + backward + posteriors,
-        Method::ImprovedKfac | Method::ImprovedScalar => {
+        Method::ImprovedKfac | Method::ImprovedScalar | Method::ImprovedKfacRefresh10 => {
+            let kfac_method = method != Method::ImprovedScalar;
+            let amortized = 1.0 / method.refresh_every() as f64;
             let q_out = dims[layers] as f64;
             let (p_last, _) = shape(layers - 1);
             let last_hidden = layers.saturating_sub(2);
@@ -275,15 +298,19 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
                     } else {
                         q_out * b * q * q
                     };
-                    let kfac = if method == Method::ImprovedKfac {
-                        q * q * q / 3.0 + 2.0 * b * q * q
+                    let (factor, apply) = if kfac_method {
+                        (q * q * q / 3.0 + 2.0 * q * q * q, 2.0 * b * q * q)
                     } else {
-                        0.0
+                        (0.0, 0.0)
                     };
-                    gram + kfac
+                    (gram + factor) * amortized + apply
                 })
                 .sum();
-            let stacked = if layers >= 3 { q_out * backward } else { 0.0 };
+            let stacked = if layers >= 3 {
+                q_out * backward * amortized
+            } else {
+                0.0
+            };
             forward + 2.0 * b * p_last * q_out + backward + stacked + curvature + posteriors
         }
     }
@@ -701,9 +728,15 @@ mod tests {
         // Closed-form curvature of the layer feeding the output: B q^2 + q_L q^2.
         let improved = fwd + 2.0 * b * 4.0 + bwd + (b * 9.0 + 9.0) + posts;
         close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
+        // Kfac: Cholesky of D q^3/3, its inverse 2 q^3, G D^{-1} 2 B q^2.
         close(
             method_flops(Method::ImprovedKfac, &dims, 4),
-            improved + 9.0 + 2.0 * b * 9.0,
+            improved + 9.0 + 54.0 + 2.0 * b * 9.0,
+        );
+        // Amortized over 10 steps: the curvature and the factor of D count 1/10.
+        close(
+            method_flops(Method::ImprovedKfacRefresh10, &dims, 4),
+            improved - (b * 9.0 + 9.0) + (b * 9.0 + 9.0 + 9.0 + 54.0) / 10.0 + 2.0 * b * 9.0,
         );
 
         // dims 2-3-4-2, B = 4: layers (3, 3), (4, 4), (5, 2).
@@ -718,7 +751,7 @@ mod tests {
         let improved =
             fwd + 2.0 * b * 10.0 + bwd + 2.0 * bwd + (b * 16.0 + 32.0) + 2.0 * b * 9.0 + posts;
         close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
-        let kfac = (9.0 + 2.0 * b * 9.0) + (64.0 / 3.0 + 2.0 * b * 16.0);
+        let kfac = (9.0 + 54.0 + 2.0 * b * 9.0) + (64.0 / 3.0 + 128.0 + 2.0 * b * 16.0);
         close(
             method_flops(Method::ImprovedKfac, &dims, 4),
             improved + kfac,
@@ -786,7 +819,13 @@ mod tests {
         let methods: Vec<&str> = lines.iter().filter_map(|v| v["method"].as_str()).collect();
         assert_eq!(
             methods,
-            vec!["adam", "improved_kfac", "improved_scalar", "paper"]
+            vec![
+                "adam",
+                "improved_kfac",
+                "improved_scalar",
+                "paper",
+                "improved_kfac_r10"
+            ]
         );
         for v in &lines {
             for key in [

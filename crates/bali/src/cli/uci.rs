@@ -95,14 +95,19 @@ pub fn method_grid(method: UciMethod, batch: Option<usize>, grid: bool) -> Vec<M
             if !grid {
                 return vec![Method::Bali(base)];
             }
+            // alpha 0.5 (the default) or 1 (a full Gauss-Newton step) x relative damping x
+            // weight decay: 8 points, one member each on the carve.
             let mut out = Vec::new();
-            for (gamma, wd) in [(0.1, 0.0), (1.0, 0.0), (0.1, 1.0), (1.0, 1.0)] {
-                out.push(Method::Bali(BaliConfig {
-                    gamma,
-                    wd,
-                    preconditioner: Preconditioner::Kfac,
-                    ..base.clone()
-                }));
+            for alpha in [0.5, 1.0] {
+                for (gamma, wd) in [(0.1, 0.0), (1.0, 0.0), (0.1, 1.0), (1.0, 1.0)] {
+                    out.push(Method::Bali(BaliConfig {
+                        alpha,
+                        gamma,
+                        wd,
+                        preconditioner: Preconditioner::Kfac,
+                        ..base.clone()
+                    }));
+                }
             }
             out
         }
