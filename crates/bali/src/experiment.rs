@@ -90,6 +90,18 @@ impl Member {
         }
     }
 
+    /// The output layer's learned noise variance `Sigma_L` (1 x 1), BALI members only.
+    fn learned_noise(&self) -> Option<f64> {
+        match self {
+            Member::Bali(m) => {
+                let out = m.mlp().num_layers() - 1;
+                let sigma = m.posterior(out).col_cov.matrix();
+                (sigma.nrows() == 1).then(|| sigma[(0, 0)])
+            }
+            Member::Map(_) => None,
+        }
+    }
+
     fn samples(&self, x: MatRef<'_, f64>, s: usize, seed: u64) -> Result<Vec<Mat<f64>>> {
         match self {
             Member::Bali(m) => {
@@ -179,6 +191,12 @@ pub struct Selection {
 /// Held-out log-likelihood at the best predictive `sigma^2` (1-D search over `log sigma^2`),
 /// as `(sigma^2, mean log-likelihood)` in standardized units.
 pub fn calibrate_sigma2(samples: &[Mat<f64>], y: MatRef<'_, f64>) -> (f64, f64) {
+    calibrate_sigma2_above(samples, y, 1e-6)
+}
+
+/// [`calibrate_sigma2`] searching `sigma^2 >= floor` only (`floor` clamped to `[1e-6, 1]`,
+/// standardized units).
+pub fn calibrate_sigma2_above(samples: &[Mat<f64>], y: MatRef<'_, f64>, floor: f64) -> (f64, f64) {
     let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
     let mean_ll = |log_s2: f64| {
         let ll = metrics::gaussian_mixture_log_lik(&refs, log_s2.exp(), y, 1.0);
@@ -186,7 +204,8 @@ pub fn calibrate_sigma2(samples: &[Mat<f64>], y: MatRef<'_, f64>) -> (f64, f64) 
     };
     // 12-point grid over [1e-6, 10], then golden section to 1e-3 of the range (~0.016 in
     // log sigma^2): about 25 evaluations of the mixture.
-    let (log_s2, ll) = metrics::maximize_1d(mean_ll, (1e-6f64).ln(), (10.0f64).ln(), 12, 1e-3);
+    let lo = floor.clamp(1e-6, 1.0).ln();
+    let (log_s2, ll) = metrics::maximize_1d(mean_ll, lo, (10.0f64).ln(), 12, 1e-3);
     (log_s2.exp(), ll)
 }
 
@@ -220,6 +239,16 @@ impl Ensemble64 {
             }
         }
         Ok(())
+    }
+
+    /// Mean learned output noise `Sigma_L` over the BALI members (None for MAP).
+    fn learned_noise(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .members
+            .iter()
+            .filter_map(Member::learned_noise)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
     fn samples(&self, x: MatRef<'_, f64>, s: usize, seed: u64) -> Result<Vec<Mat<f64>>> {
@@ -260,7 +289,11 @@ pub fn select_iterations(
             Err(e) => return Err(e),
         }
         let samples = ens.samples(xv, options.samples, options.seed ^ 0xA5A5)?;
-        let (sigma2, valid_ll) = calibrate_sigma2(&samples, yv);
+        // BALI: the predictive noise is searched at or above the output layer's learned
+        // Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise level
+        // an order of magnitude below the network's own residual variance (yacht).
+        let floor = ens.learned_noise().unwrap_or(0.0);
+        let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
         let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
         let mean = metrics::predictive_mean(&refs);
         let valid_rmse = metrics::rmse(mean.as_ref(), yv);

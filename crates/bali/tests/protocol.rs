@@ -2,7 +2,10 @@
 //! ../shared/data), `bali fit --csv` (including malformed input) and the checkpoint schedule.
 
 use bali::cli::{run, Cli};
-use bali::experiment::{checkpoints, run_split, Method, ProtocolOptions, Split};
+use bali::experiment::{
+    calibrate_sigma2, calibrate_sigma2_above, checkpoints, run_split, Method, ProtocolOptions,
+    Split,
+};
 use bali::BaliConfig;
 use clap::Parser;
 use faer::Mat;
@@ -21,6 +24,29 @@ fn checkpoint_schedule_is_increasing_and_ends_at_the_maximum() {
     assert_eq!(*c.last().unwrap(), 100);
     assert!(c.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(checkpoints(1), vec![1]);
+}
+
+#[test]
+fn noise_search_finds_the_residual_variance_and_respects_its_floor() {
+    // One predictive sample equal to y + r with mean-square residual 0.04: the held-out
+    // optimum of a single Gaussian is sigma^2 = mean(r^2).
+    let n = 400;
+    let y = Mat::from_fn(n, 1, |i, _| (i as f64 * 0.37).sin());
+    let r = |i: usize| if i.is_multiple_of(2) { 0.2 } else { -0.2 };
+    let f = Mat::from_fn(n, 1, |i, _| y[(i, 0)] + r(i));
+    let (s2, ll) = calibrate_sigma2(std::slice::from_ref(&f), y.as_ref());
+    assert!((s2 - 0.04).abs() < 0.04 * 0.02, "sigma^2 {s2}");
+    let exact = -0.5 * ((2.0 * std::f64::consts::PI * 0.04).ln() + 1.0);
+    assert!((ll - exact).abs() < 1e-4, "{ll} vs {exact}");
+    // A floor above the optimum binds; one below it changes nothing.
+    let (above, ll_above) = calibrate_sigma2_above(std::slice::from_ref(&f), y.as_ref(), 0.1);
+    assert!(
+        (0.1..0.1 * 1.02).contains(&above),
+        "floored sigma^2 {above}"
+    );
+    assert!(ll_above < ll);
+    let (below, _) = calibrate_sigma2_above(std::slice::from_ref(&f), y.as_ref(), 0.01);
+    assert!((below - s2).abs() < 0.04 * 0.02, "{below} vs {s2}");
 }
 
 #[test]
