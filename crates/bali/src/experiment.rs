@@ -90,15 +90,18 @@ impl Member {
         }
     }
 
-    /// The output layer's learned noise variance `Sigma_L` (1 x 1), BALI members only.
+    /// The output layer's learned noise variance `Sigma_L` (1 x 1) of a full-batch BALI
+    /// member: there `Sigma_L` is the exact posterior mean given the current residuals. With
+    /// mini-batches the residual scatter is an EMA over about an epoch of older means, larger
+    /// than the current residuals, so it is no floor for the noise (None, as for MAP).
     fn learned_noise(&self) -> Option<f64> {
         match self {
-            Member::Bali(m) => {
+            Member::Bali(m) if m.batch_size() >= m.n_train() => {
                 let out = m.mlp().num_layers() - 1;
                 let sigma = m.posterior(out).col_cov.matrix();
                 (sigma.nrows() == 1).then(|| sigma[(0, 0)])
             }
-            Member::Map(_) => None,
+            Member::Bali(_) | Member::Map(_) => None,
         }
     }
 
@@ -289,9 +292,9 @@ pub fn select_iterations(
             Err(e) => return Err(e),
         }
         let samples = ens.samples(xv, options.samples, options.seed ^ 0xA5A5)?;
-        // BALI: the predictive noise is searched at or above the output layer's learned
-        // Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise level
-        // an order of magnitude below the network's own residual variance (yacht).
+        // Full-batch BALI: the predictive noise is searched at or above the output layer's
+        // learned Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise
+        // level an order of magnitude below the network's own residual variance (yacht).
         let floor = ens.learned_noise().unwrap_or(0.0);
         let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
         let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();

@@ -308,6 +308,11 @@ impl<T: Scalar> Bali<T> {
         self.step
     }
 
+    /// Training rows `N` the statistics are scaled to (`rho = N / B`).
+    pub fn n_train(&self) -> usize {
+        self.n_train
+    }
+
     /// Batch size in use.
     pub fn batch_size(&self) -> usize {
         self.config
