@@ -205,8 +205,8 @@ pub fn calibrate_sigma2_above(samples: &[Mat<f64>], y: MatRef<'_, f64>, floor: f
         let ll = metrics::gaussian_mixture_log_lik(&refs, log_s2.exp(), y, 1.0);
         ll.iter().sum::<f64>() / ll.len().max(1) as f64
     };
-    // 12-point grid over [1e-6, 10], then golden section to 1e-3 of the range (~0.016 in
-    // log sigma^2): about 25 evaluations of the mixture.
+    // 12-point grid over [max(1e-6, floor), 10], then golden section to 1e-3 of the range
+    // (~0.016 in log sigma^2 from 1e-6): about 25 evaluations of the mixture.
     let lo = floor.clamp(1e-6, 1.0).ln();
     let (log_s2, ll) = metrics::maximize_1d(mean_ll, lo, (10.0f64).ln(), 12, 1e-3);
     (log_s2.exp(), ll)

@@ -675,7 +675,7 @@ impl<T: Scalar> Bali<T> {
                                 self.config.jitter,
                                 Par::Seq,
                             )?;
-                            // D^{-1} once per refresh (q^3 flops): the B x q product
+                            // D^{-1} once per refresh (2 q^3 flops): the B x q product
                             // G D^{-1} is then one GEMM, about twice as fast as two
                             // triangular solves with B right-hand sides.
                             let inverse = factor.inverse(Par::Seq);
