@@ -2,9 +2,10 @@
 //! that guards every user-reachable input, and the `A - alpha B` combinations of the
 //! training loop (pseudo-targets `T = H - alpha G`, residual seeds `F - Y`).
 //!
-//! Column-major matrices (row stride 1, the layout faer allocates) run on contiguous slices
-//! with independent lane accumulators, which the compiler vectorizes; other layouts take
-//! an indexed loop with the same results.
+//! Column-major matrices (row stride 1, the layout faer allocates) run on contiguous column
+//! slices: the scan with pulp SIMD and four independent accumulators, the differences as
+//! plain slice loops the compiler vectorizes; other layouts take an indexed loop with the
+//! same results.
 
 use crate::Scalar;
 use faer::reborrow::ReborrowMut;
