@@ -505,17 +505,8 @@ impl<T: Scalar> Bali<T> {
         seed: MatRef<'_, T>,
         par: Par,
     ) -> Result<Vec<Mat<T>>> {
-        let b = seed.nrows();
-        let mut grads = std::mem::take(&mut self.workspace.grads);
-        let dims = &self.mlp.dims;
-        let fits = grads.len() + 1 == dims.len()
-            && grads
-                .iter()
-                .zip(&dims[1..])
-                .all(|(g, &q)| g.nrows() == b && g.ncols() == q);
-        if !fits {
-            grads = dims[1..].iter().map(|&q| Mat::zeros(b, q)).collect();
-        }
+        let buffers = std::mem::take(&mut self.workspace.grads);
+        let mut grads = layer_buffers(buffers, &self.mlp.dims[1..], seed.nrows());
         self.mlp
             .backward_into(&self.means, trace, seed, &mut grads, par)?;
         Ok(grads)
@@ -619,14 +610,8 @@ impl<T: Scalar> Bali<T> {
                 })
                 .sum();
             let stacked_par = self.par(stacked_flops);
-            let mut deltas = std::mem::take(&mut self.workspace.stacked);
-            let rows = q_out * b;
-            if deltas.len() != n_layers || deltas.first().is_some_and(|d| d.nrows() != rows) {
-                deltas = self.mlp.dims[1..]
-                    .iter()
-                    .map(|&q| Mat::zeros(rows, q))
-                    .collect();
-            }
+            let buffers = std::mem::take(&mut self.workspace.stacked);
+            let mut deltas = layer_buffers(buffers, &self.mlp.dims[1..], q_out * b);
             self.mlp
                 .backward_into(&self.means, trace, seed.as_ref(), &mut deltas, stacked_par)?;
             deltas
@@ -722,6 +707,21 @@ impl<T: Scalar> Bali<T> {
             self.workspace.stacked = deltas;
         }
         Ok(tries)
+    }
+}
+
+/// `buffers` when they are `rows x widths[l]` for every layer, else fresh zero matrices of
+/// those shapes (the per-layer `G_l`-shaped buffers of the workspace).
+fn layer_buffers<T: Scalar>(buffers: Vec<Mat<T>>, widths: &[usize], rows: usize) -> Vec<Mat<T>> {
+    let fits = buffers.len() == widths.len()
+        && buffers
+            .iter()
+            .zip(widths)
+            .all(|(m, &q)| m.nrows() == rows && m.ncols() == q);
+    if fits {
+        buffers
+    } else {
+        widths.iter().map(|&q| Mat::zeros(rows, q)).collect()
     }
 }
 
