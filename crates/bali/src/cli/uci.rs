@@ -95,18 +95,21 @@ pub fn method_grid(method: UciMethod, batch: Option<usize>, grid: bool) -> Vec<M
             if !grid {
                 return vec![Method::Bali(base)];
             }
-            // alpha 0.5 (the default) or 1 (a full Gauss-Newton step) x relative damping x
-            // weight decay: 8 points, one member each on the carve.
+            // Hidden preconditioner (Kfac or Scalar) x alpha 0.5 (the default) or 1 (a full
+            // Gauss-Newton step) x relative damping x weight decay: 16 points, one member
+            // each on the carve.
             let mut out = Vec::new();
-            for alpha in [0.5, 1.0] {
-                for (gamma, wd) in [(0.1, 0.0), (1.0, 0.0), (0.1, 1.0), (1.0, 1.0)] {
-                    out.push(Method::Bali(BaliConfig {
-                        alpha,
-                        gamma,
-                        wd,
-                        preconditioner: Preconditioner::Kfac,
-                        ..base.clone()
-                    }));
+            for preconditioner in [Preconditioner::Kfac, Preconditioner::Scalar] {
+                for alpha in [0.5, 1.0] {
+                    for (gamma, wd) in [(0.1, 0.0), (1.0, 0.0), (0.1, 1.0), (1.0, 1.0)] {
+                        out.push(Method::Bali(BaliConfig {
+                            alpha,
+                            gamma,
+                            wd,
+                            preconditioner,
+                            ..base.clone()
+                        }));
+                    }
                 }
             }
             out
