@@ -337,7 +337,27 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, super::Cli
 
 #[cfg(test)]
 mod tests {
-    use super::full_batch_iterations;
+    use super::{full_batch_iterations, method_grid, UciMethod};
+    use crate::config::Preconditioner;
+    use crate::experiment::Method;
+
+    #[test]
+    fn full_batch_grid_searches_both_preconditioners() {
+        let grid = method_grid(UciMethod::Bali, None, true);
+        assert_eq!(grid.len(), 16);
+        let count = |pre: Preconditioner| {
+            grid.iter()
+                .filter(|m| matches!(m, Method::Bali(c) if c.preconditioner == pre))
+                .count()
+        };
+        assert_eq!(count(Preconditioner::Kfac), 8);
+        assert_eq!(count(Preconditioner::Scalar), 8);
+        // Mini-batch data sets and `--no-grid` run the defaults only.
+        let single = method_grid(UciMethod::Bali, Some(1000), false);
+        assert_eq!(single.len(), 1);
+        assert!(matches!(&single[0], Method::Bali(c)
+            if c.preconditioner == Preconditioner::Kfac && c.batch_size == Some(1000)));
+    }
 
     #[test]
     fn full_batch_iteration_budget() {
