@@ -1,9 +1,10 @@
 //! Elementwise passes over whole matrices, column slice by column slice: the finiteness scan
-//! that guards every user-reachable input, and the `A - alpha B` combinations of the
-//! training loop (pseudo-targets `T = H - alpha G`, residual seeds `F - Y`).
+//! that guards every user-reachable input, the `A - alpha B` combinations of the training
+//! loop (pseudo-targets `T = H - alpha G`, residual seeds `F - Y`) and column squared norms
+//! (the diagonal of a Gram matrix, for the trace-only curvature of the `Scalar` step).
 //!
 //! Column-major matrices (row stride 1, the layout faer allocates) run on contiguous column
-//! slices: the scan with pulp SIMD and four independent accumulators, the differences as
+//! slices: the scan and the norms with pulp SIMD and four independent accumulators, the differences as
 //! plain slice loops the compiler vectorizes; other layouts take an indexed loop with the
 //! same results.
 
@@ -63,6 +64,63 @@ pub fn all_finite<T: Scalar>(m: MatRef<'_, T>) -> bool {
         })
     } else {
         (0..m.ncols()).all(|j| (0..m.nrows()).all(|i| m[(i, j)].is_finite()))
+    }
+}
+
+/// `sum_i s_i^2` with pulp SIMD (four independent fused multiply-add accumulators).
+fn slice_sq_norm<T: Scalar>(s: &[T]) -> T {
+    struct SqNorm<'a, T> {
+        s: &'a [T],
+    }
+    impl<T: Scalar> pulp::WithSimd for SqNorm<'_, T> {
+        type Output = T;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, token: S) -> T {
+            let (head, tail) = T::v_as_simd::<S>(self.s);
+            let zero = T::v_splat(token, T::zero());
+            let mut acc = [zero; 4];
+            let quads = head.chunks_exact(4);
+            let rest = quads.remainder();
+            for quad in quads {
+                for k in 0..4 {
+                    acc[k] = T::v_fma(token, quad[k], quad[k], acc[k]);
+                }
+            }
+            for &v in rest {
+                acc[0] = T::v_fma(token, v, v, acc[0]);
+            }
+            let last = T::v_load_partial(token, tail);
+            acc[1] = T::v_fma(token, last, last, acc[1]);
+            let a = T::v_add(
+                token,
+                T::v_add(token, acc[0], acc[1]),
+                T::v_add(token, acc[2], acc[3]),
+            );
+            T::v_reduce_sum(token, a)
+        }
+    }
+    pulp::Arch::new().dispatch(SqNorm { s })
+}
+
+/// Squared Euclidean norms of the columns of `m` (n x q): `out[j] = sum_i m_ij^2`, the
+/// diagonal of `m^T m` (`n q` flops instead of the `n q^2` of the whole Gram matrix).
+///
+/// # Panics
+/// If `out.len() != m.ncols()` (a programming error).
+#[track_caller]
+pub fn column_sq_norms_into<T: Scalar>(m: MatRef<'_, T>, out: &mut [T]) {
+    assert_eq!(
+        out.len(),
+        m.ncols(),
+        "column_sq_norms_into: out has {} entries for {} columns",
+        out.len(),
+        m.ncols()
+    );
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = match m.col(j).try_as_col_major() {
+            Some(col) => slice_sq_norm(col.as_slice()),
+            None => (0..m.nrows()).fold(T::zero(), |acc, i| acc + m[(i, j)] * m[(i, j)]),
+        };
     }
 }
 
@@ -161,6 +219,51 @@ pub fn sub_scaled_in_place<T: Scalar>(mut a: MatMut<'_, T>, alpha: T, b: MatRef<
 mod tests {
     use super::*;
     use faer::Mat;
+
+    #[test]
+    fn column_sq_norms_equal_a_scalar_loop() {
+        for (rows, cols) in [
+            (1, 1),
+            (3, 2),
+            (7, 3),
+            (17, 5),
+            (64, 2),
+            (455, 4),
+            (1000, 3),
+        ] {
+            let m = Mat::<f64>::from_fn(rows, cols, |i, j| ((i * 7 + j * 3) % 11) as f64 - 4.5);
+            let mut out = vec![f64::NAN; cols];
+            column_sq_norms_into(m.as_ref(), &mut out);
+            let mut by_rows = vec![f64::NAN; rows];
+            // A transposed view (column stride 1) takes the indexed path.
+            column_sq_norms_into(m.transpose(), &mut by_rows);
+            for j in 0..cols {
+                let reference: f64 = (0..rows).map(|i| m[(i, j)] * m[(i, j)]).sum();
+                assert!(
+                    (out[j] - reference).abs() <= 1e-13 * reference.max(1.0),
+                    "{rows}x{cols} column {j}: {} vs {reference}",
+                    out[j]
+                );
+            }
+            for i in 0..rows {
+                let reference: f64 = (0..cols).map(|j| m[(i, j)] * m[(i, j)]).sum();
+                assert!((by_rows[i] - reference).abs() <= 1e-13 * reference.max(1.0));
+            }
+            let f = Mat::<f32>::from_fn(rows, cols, |i, j| m[(i, j)] as f32);
+            let mut out32 = vec![f32::NAN; cols];
+            column_sq_norms_into(f.as_ref(), &mut out32);
+            for j in 0..cols {
+                assert!((out32[j] as f64 - out[j]).abs() <= 1e-5 * out[j].max(1.0));
+            }
+        }
+        // A NaN entry is not hidden.
+        let mut m = Mat::<f64>::ones(33, 2);
+        m[(20, 1)] = f64::NAN;
+        let mut out = [0.0; 2];
+        column_sq_norms_into(m.as_ref(), &mut out);
+        assert_eq!(out[0], 33.0);
+        assert!(out[1].is_nan());
+    }
 
     #[test]
     fn finiteness_scan_finds_every_kind_of_bad_entry() {

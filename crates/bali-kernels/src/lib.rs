@@ -35,7 +35,7 @@ mod triangular;
 
 pub use activation::Activation;
 pub use cholesky::cholesky_lower_in_place;
-pub use elementwise::{all_finite, sub_scaled_in_place, sub_scaled_into};
+pub use elementwise::{all_finite, column_sq_norms_into, sub_scaled_in_place, sub_scaled_into};
 pub use ema::{gemm_ema, syrk_ema};
 pub use error::KernelError;
 pub use par::{par_for_flops, ParPolicy};

@@ -7,7 +7,10 @@
 use std::ops::ControlFlow;
 
 use bali_autodiff::{Mlp, Trace};
-use bali_kernels::{all_finite, sub_scaled_in_place, sub_scaled_into, syrk_ema, ParPolicy, Scalar};
+use bali_kernels::{
+    all_finite, column_sq_norms_into, sub_scaled_in_place, sub_scaled_into, syrk_ema, ParPolicy,
+    Scalar,
+};
 use bali_mn::{
     posterior_step, ColCovMode, FactorId, KronFactor, MatrixNormal, NaturalStats, PosteriorConfig,
     Prior,
@@ -22,27 +25,56 @@ use crate::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
 use crate::error::{BaliError, Result};
 
 /// EMA of the output-side curvature factor `C_l` (q x q, lower triangle kept), without `rho`.
+///
+/// With `diagonal_only` (the `Scalar` preconditioner, which reads nothing but `tr C~_l`) only
+/// the diagonal of `C_hat` is kept up to date: the EMA is linear, so its diagonal is the EMA
+/// of the batch diagonals, and `diag(Delta^T Delta)` costs `K B q` flops instead of the
+/// `K B q^2` of the SYRK. The strict lower triangle then stays zero.
 #[derive(Clone, Debug)]
 struct CurvatureEma<T> {
     c_hat: Mat<T>,
+    diagonal_only: bool,
     step: u64,
     /// `floor * tr(C_l at step 1) / q`, frozen after the first step.
     floor_abs: Option<T>,
 }
 
 impl<T: Scalar> CurvatureEma<T> {
-    fn new(q: usize) -> Self {
+    fn new(q: usize, diagonal_only: bool) -> Self {
         CurvatureEma {
             c_hat: Mat::zeros(q, q),
+            diagonal_only,
             step: 0,
             floor_abs: None,
         }
     }
 
-    /// `C_hat <- beta C_hat + (1 - beta) (1/B) Delta^T Delta` for stacked `Delta` (K B x q).
+    /// `C_hat <- beta C_hat + (1 - beta) (1/B) Delta^T Delta` for stacked `Delta` (K B x q)
+    /// (its diagonal only when `diagonal_only`).
     fn update(&mut self, delta: MatRef<'_, T>, batch: usize, beta: T, par: Par) {
+        if self.diagonal_only {
+            let mut diag = vec![T::zero(); delta.ncols()];
+            column_sq_norms_into(delta, &mut diag);
+            self.update_diagonal(&diag, batch, beta);
+            return;
+        }
         let c = (T::one() - beta) / T::of(batch as f64);
         syrk_ema(self.c_hat.as_mut(), delta, beta, c, par);
+        self.step += 1;
+    }
+
+    /// `diag(C_hat) <- beta diag(C_hat) + (1 - beta) (1/B) diag` for the batch diagonal
+    /// `diag = diag(sum_k Delta_k^T Delta_k)` (length q).
+    fn update_diagonal(&mut self, diag: &[T], batch: usize, beta: T) {
+        let c = (T::one() - beta) / T::of(batch as f64);
+        for (i, &d) in diag.iter().enumerate() {
+            let fresh = c * d;
+            self.c_hat[(i, i)] = if beta == T::zero() {
+                fresh
+            } else {
+                beta * self.c_hat[(i, i)] + fresh
+            };
+        }
         self.step += 1;
     }
 
@@ -72,7 +104,12 @@ impl<T: Scalar> CurvatureEma<T> {
     }
 
     /// `C~ + shift I` (q x q), lower triangle only (the strict upper triangle is zero).
+    /// Needs the whole factor (not `diagonal_only`).
     fn damped_lower(&self, beta: T, shift: T) -> Mat<T> {
+        debug_assert!(
+            !self.diagonal_only,
+            "damped_lower of a diagonal-only curvature EMA"
+        );
         let corr = bias_correction(beta, self.step);
         let q = self.c_hat.nrows();
         let mut d = Mat::<T>::zeros(q, q);
@@ -113,6 +150,21 @@ fn output_fed_gram<T: Scalar>(w_out: MatRef<'_, T>, deriv: MatRef<'_, T>, par: P
         }
     }
     gram
+}
+
+/// The diagonal of [`output_fed_gram`] alone: `diag(sum_k Delta_k^T Delta_k)_i =
+/// ||W'_{i,:}||^2 ||Phi'_{:,i}||^2` (`B q + q_L q` flops), all that the `Scalar`
+/// preconditioner reads.
+fn output_fed_gram_diagonal<T: Scalar>(w_out: MatRef<'_, T>, deriv: MatRef<'_, T>) -> Vec<T> {
+    let q = deriv.ncols();
+    let mut weights = vec![T::zero(); q];
+    column_sq_norms_into(w_out.subrows(0, q).transpose(), &mut weights);
+    let mut diag = vec![T::zero(); q];
+    column_sq_norms_into(deriv, &mut diag);
+    for (d, w) in diag.iter_mut().zip(&weights) {
+        *d *= *w;
+    }
+    diag
 }
 
 fn bias_correction<T: Scalar>(beta: T, step: u64) -> T {
@@ -252,7 +304,7 @@ impl<T: Scalar> Bali<T> {
                 KronFactor::identity_scaled(q, T::of(s2), FactorId::col_cov(Some(l))),
             )?;
             let curvature = (!output && config.formulation == Formulation::Improved)
-                .then(|| CurvatureEma::new(q));
+                .then(|| CurvatureEma::new(q, config.preconditioner == Preconditioner::Scalar));
             layers.push(LayerState {
                 posterior,
                 stats: NaturalStats::new(p, q, beta)?,
@@ -588,12 +640,17 @@ impl<T: Scalar> Bali<T> {
                 .any(|state| state.curvature.as_ref().is_some_and(|c| c.step == 0));
         let (p_last, _) = self.mlp.layer_shape(last_hidden);
         let gram_par = self.par((b * p_last * p_last) as f64);
-        let last_gram = refresh.then(|| {
+        // The Scalar preconditioner reads tr C~ only: the diagonal suffices.
+        let diagonal_only = self.config.preconditioner == Preconditioner::Scalar;
+        let last_gram = (refresh && !diagonal_only).then(|| {
             output_fed_gram(
                 self.means[out].as_ref(),
                 trace.deriv[last_hidden].as_ref(),
                 gram_par,
             )
+        });
+        let last_diagonal = (refresh && diagonal_only).then(|| {
+            output_fed_gram_diagonal(self.means[out].as_ref(), trace.deriv[last_hidden].as_ref())
         });
         let deltas: Vec<Mat<T>> = if refresh && last_hidden > 0 {
             let mut seed = Mat::<T>::zeros(q_out * b, q_out);
@@ -634,6 +691,8 @@ impl<T: Scalar> Bali<T> {
                 .expect("Improved hidden layers carry a curvature EMA");
             if let Some(gram) = last_gram.as_ref().filter(|_| l == last_hidden) {
                 curv.update_from_gram(gram.as_ref(), b, beta);
+            } else if let Some(diag) = last_diagonal.as_ref().filter(|_| l == last_hidden) {
+                curv.update_diagonal(diag, b, beta);
             } else if refresh {
                 curv.update(deltas[l].as_ref(), b, beta, syrk_par);
             }
@@ -823,10 +882,62 @@ mod tests {
     }
 
     #[test]
+    fn diagonal_only_curvature_is_the_diagonal_of_the_full_one() {
+        // Deep net: the first hidden layer takes the stacked update, the last the closed form.
+        let dims = [4, 6, 5, 3];
+        let (mlp, weights) = random_net(&dims, Activation::Tanh, 41);
+        let b = 19;
+        let mut full = [
+            CurvatureEma::<f64>::new(6, false),
+            CurvatureEma::new(5, false),
+        ];
+        let mut diag = [
+            CurvatureEma::<f64>::new(6, true),
+            CurvatureEma::new(5, true),
+        ];
+        for (step, beta) in [(0u64, 0.0), (1, 0.6), (2, 0.6)] {
+            let x = random_input(b, 4, 50 + step);
+            let trace = mlp.forward(&weights, x.as_ref(), Par::Seq).expect("finite");
+            let mut stacked = Mat::<f64>::zeros(3 * b, 6);
+            for k in 0..3 {
+                let dk = mlp
+                    .output_jacobian_backward(&weights, &trace, k, Par::Seq)
+                    .expect("valid trace");
+                stacked.as_mut().subrows_mut(k * b, b).copy_from(&dk[0]);
+            }
+            full[0].update(stacked.as_ref(), b, beta, Par::Seq);
+            diag[0].update(stacked.as_ref(), b, beta, Par::Seq);
+            let gram = output_fed_gram(weights[2].as_ref(), trace.deriv[1].as_ref(), Par::Seq);
+            full[1].update_from_gram(gram.as_ref(), b, beta);
+            let d = output_fed_gram_diagonal(weights[2].as_ref(), trace.deriv[1].as_ref());
+            diag[1].update_diagonal(&d, b, beta);
+            for (f, g) in full.iter().zip(&diag) {
+                assert_eq!(f.step, g.step);
+                let q = f.c_hat.nrows();
+                for i in 0..q {
+                    let (a, r) = (g.c_hat[(i, i)], f.c_hat[(i, i)]);
+                    assert!(
+                        r > 0.0 && (a - r).abs() <= 1e-13 * r,
+                        "step {step} ({i}): {a} vs {r}"
+                    );
+                    for j in 0..i {
+                        assert_eq!(g.c_hat[(i, j)], 0.0);
+                    }
+                }
+                let (mf, mg) = (f.mean_diag(beta), g.mean_diag(beta));
+                assert!((mf - mg).abs() <= 1e-13 * mf, "step {step}: {mf} vs {mg}");
+            }
+        }
+    }
+
+    #[test]
     fn gram_update_equals_the_stacked_syrk_update() {
         let (mlp, weights) = random_net(&[4, 6, 3], Activation::Tanh, 21);
         let b = 25;
-        let (mut by_gram, mut by_syrk) = (CurvatureEma::<f64>::new(6), CurvatureEma::new(6));
+        let (mut by_gram, mut by_syrk) = (
+            CurvatureEma::<f64>::new(6, false),
+            CurvatureEma::new(6, false),
+        );
         for (step, beta) in [(0u64, 0.0), (1, 0.7), (2, 0.7)] {
             let x = random_input(b, 4, 30 + step);
             let trace = mlp.forward(&weights, x.as_ref(), Par::Seq).expect("finite");

@@ -293,10 +293,13 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
             let curvature: f64 = (0..layers - 1)
                 .map(|l| {
                     let (_, q) = shape(l);
+                    // Kfac needs the whole q x q factor; Scalar reads its trace only, i.e. the
+                    // diagonal: column squared norms instead of SYRKs.
+                    let width = if kfac_method { q } else { 1.0 };
                     let gram = if l == last_hidden {
-                        b * q * q + q_out * q * q
+                        b * q * width + q_out * q * width
                     } else {
-                        q_out * b * q * q
+                        q_out * b * q * width
                     };
                     let (factor, apply) = if kfac_method {
                         (q * q * q / 3.0 + 2.0 * q * q * q, 2.0 * b * q * q)
@@ -725,9 +728,13 @@ mod tests {
         let close = |a: f64, e: f64| assert!((a - e).abs() < 1e-9 * e, "{a} vs {e}");
         close(method_flops(Method::Adam, &dims, 4), 2.0 * fwd + bwd);
         close(method_flops(Method::Paper, &dims, 4), fwd + bwd + posts);
-        // Closed-form curvature of the layer feeding the output: B q^2 + q_L q^2.
+        // Closed-form curvature of the layer feeding the output: B q^2 + q_L q^2 (Kfac), its
+        // diagonal B q + q_L q (Scalar).
         let improved = fwd + 2.0 * b * 4.0 + bwd + (b * 9.0 + 9.0) + posts;
-        close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
+        close(
+            method_flops(Method::ImprovedScalar, &dims, 4),
+            improved - (b * 9.0 + 9.0) + (b * 3.0 + 3.0),
+        );
         // Kfac: Cholesky of D q^3/3, its inverse 2 q^3, G D^{-1} 2 B q^2.
         close(
             method_flops(Method::ImprovedKfac, &dims, 4),
@@ -747,14 +754,17 @@ mod tests {
         close(method_flops(Method::Adam, &dims, 4), 2.0 * fwd + bwd);
         close(method_flops(Method::Paper, &dims, 4), fwd + bwd + posts);
         // output recompute 2 B 5 2; gradient pass; stacked pass of q_L = 2 seeds; layer 1 in
-        // closed form (B 16 + 2 16), layer 0 by the stacked SYRK (2 B 9).
-        let improved =
-            fwd + 2.0 * b * 10.0 + bwd + 2.0 * bwd + (b * 16.0 + 32.0) + 2.0 * b * 9.0 + posts;
-        close(method_flops(Method::ImprovedScalar, &dims, 4), improved);
+        // closed form (B 16 + 2 16), layer 0 by the stacked SYRK (2 B 9); Scalar takes the
+        // diagonals (B 4 + 2 4 and 2 B 3).
+        let shared = fwd + 2.0 * b * 10.0 + bwd + 2.0 * bwd + posts;
+        close(
+            method_flops(Method::ImprovedScalar, &dims, 4),
+            shared + (b * 4.0 + 8.0) + 2.0 * b * 3.0,
+        );
         let kfac = (9.0 + 54.0 + 2.0 * b * 9.0) + (64.0 / 3.0 + 128.0 + 2.0 * b * 16.0);
         close(
             method_flops(Method::ImprovedKfac, &dims, 4),
-            improved + kfac,
+            shared + (b * 16.0 + 32.0) + 2.0 * b * 9.0 + kfac,
         );
     }
 
