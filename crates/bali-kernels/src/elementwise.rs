@@ -4,9 +4,9 @@
 //! (the diagonal of a Gram matrix, for the trace-only curvature of the `Scalar` step).
 //!
 //! Column-major matrices (row stride 1, the layout faer allocates) run on contiguous column
-//! slices: the scan and the norms with pulp SIMD and four independent accumulators, the differences as
-//! plain slice loops the compiler vectorizes; other layouts take an indexed loop with the
-//! same results.
+//! slices: the scan and the norms with pulp SIMD and four independent accumulators, the
+//! differences as plain slice loops the compiler vectorizes; other layouts take an indexed
+//! loop with the same results (up to the order of the sums).
 
 use crate::Scalar;
 use faer::reborrow::ReborrowMut;
