@@ -850,6 +850,21 @@ mod tests {
         gram
     }
 
+    /// The stacked `Delta_k = dF_k / dH_0` of the first layer (q_L B x q_0), one backward pass
+    /// per output unit.
+    fn stacked_first_layer_deltas(mlp: &Mlp, weights: &[Mat<f64>], trace: &Trace<f64>) -> Mat<f64> {
+        let b = trace.output().nrows();
+        let q_out = mlp.num_outputs();
+        let mut stacked = Mat::<f64>::zeros(q_out * b, mlp.layer_shape(0).1);
+        for k in 0..q_out {
+            let dk = mlp
+                .output_jacobian_backward(weights, trace, k, Par::Seq)
+                .expect("valid trace");
+            stacked.as_mut().subrows_mut(k * b, b).copy_from(&dk[0]);
+        }
+        stacked
+    }
+
     fn max_rel_lower(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
         let (mut diff, mut scale) = (0.0f64, 0.0f64);
         for j in 0..b.ncols() {
@@ -898,13 +913,7 @@ mod tests {
         for (step, beta) in [(0u64, 0.0), (1, 0.6), (2, 0.6)] {
             let x = random_input(b, 4, 50 + step);
             let trace = mlp.forward(&weights, x.as_ref(), Par::Seq).expect("finite");
-            let mut stacked = Mat::<f64>::zeros(3 * b, 6);
-            for k in 0..3 {
-                let dk = mlp
-                    .output_jacobian_backward(&weights, &trace, k, Par::Seq)
-                    .expect("valid trace");
-                stacked.as_mut().subrows_mut(k * b, b).copy_from(&dk[0]);
-            }
+            let stacked = stacked_first_layer_deltas(&mlp, &weights, &trace);
             full[0].update(stacked.as_ref(), b, beta, Par::Seq);
             diag[0].update(stacked.as_ref(), b, beta, Par::Seq);
             let gram = output_fed_gram(weights[2].as_ref(), trace.deriv[1].as_ref(), Par::Seq);
@@ -941,13 +950,7 @@ mod tests {
         for (step, beta) in [(0u64, 0.0), (1, 0.7), (2, 0.7)] {
             let x = random_input(b, 4, 30 + step);
             let trace = mlp.forward(&weights, x.as_ref(), Par::Seq).expect("finite");
-            let mut stacked = Mat::<f64>::zeros(3 * b, 6);
-            for k in 0..3 {
-                let dk = mlp
-                    .output_jacobian_backward(&weights, &trace, k, Par::Seq)
-                    .expect("valid trace");
-                stacked.as_mut().subrows_mut(k * b, b).copy_from(&dk[0]);
-            }
+            let stacked = stacked_first_layer_deltas(&mlp, &weights, &trace);
             by_syrk.update(stacked.as_ref(), b, beta, Par::Seq);
             let gram = output_fed_gram(weights[1].as_ref(), trace.deriv[0].as_ref(), Par::Seq);
             by_gram.update_from_gram(gram.as_ref(), b, beta);
