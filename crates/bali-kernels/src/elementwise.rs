@@ -13,17 +13,40 @@ use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef};
 use pulp::Simd;
 
-/// `true` iff every entry of the slice is finite. `v - v` is `0` for finite `v` and NaN for
-/// NaN or infinity, and a NaN survives any sum of zeros, so the scan has no branch per entry
-/// (four independent SIMD accumulators hide the latency of the additions).
-fn slice_all_finite<T: Scalar>(s: &[T]) -> bool {
-    struct Scan<'a, T> {
-        s: &'a [T],
+/// One lane-wise accumulation step `acc <- acc + f(v)` of a [`slice_reduce`].
+trait LaneTerm {
+    fn accumulate<T: Scalar, S: Simd>(token: S, acc: T::V<S>, v: T::V<S>) -> T::V<S>;
+}
+
+/// `v - v`: `0` for finite `v`, NaN for NaN or infinity.
+struct FiniteProbe;
+impl LaneTerm for FiniteProbe {
+    #[inline(always)]
+    fn accumulate<T: Scalar, S: Simd>(token: S, acc: T::V<S>, v: T::V<S>) -> T::V<S> {
+        T::v_add(token, acc, T::v_sub(token, v, v))
     }
-    impl<T: Scalar> pulp::WithSimd for Scan<'_, T> {
-        type Output = bool;
+}
+
+/// `v^2` (fused multiply-add).
+struct Square;
+impl LaneTerm for Square {
+    #[inline(always)]
+    fn accumulate<T: Scalar, S: Simd>(token: S, acc: T::V<S>, v: T::V<S>) -> T::V<S> {
+        T::v_fma(token, v, v, acc)
+    }
+}
+
+/// `sum_i f(s_i)` for the [`LaneTerm`] `f`, with pulp SIMD and four independent accumulators
+/// (they hide the latency of the additions). The zero-filled tail adds `f(0) = 0`.
+fn slice_reduce<T: Scalar, F: LaneTerm>(s: &[T]) -> T {
+    struct Reduce<'a, T, F> {
+        s: &'a [T],
+        term: std::marker::PhantomData<F>,
+    }
+    impl<T: Scalar, F: LaneTerm> pulp::WithSimd for Reduce<'_, T, F> {
+        type Output = T;
         #[inline(always)]
-        fn with_simd<S: Simd>(self, token: S) -> bool {
+        fn with_simd<S: Simd>(self, token: S) -> T {
             let (head, tail) = T::v_as_simd::<S>(self.s);
             let zero = T::v_splat(token, T::zero());
             let mut acc = [zero; 4];
@@ -31,23 +54,32 @@ fn slice_all_finite<T: Scalar>(s: &[T]) -> bool {
             let rest = quads.remainder();
             for quad in quads {
                 for k in 0..4 {
-                    acc[k] = T::v_add(token, acc[k], T::v_sub(token, quad[k], quad[k]));
+                    acc[k] = F::accumulate::<T, S>(token, acc[k], quad[k]);
                 }
             }
             for &v in rest {
-                acc[0] = T::v_add(token, acc[0], T::v_sub(token, v, v));
+                acc[0] = F::accumulate::<T, S>(token, acc[0], v);
             }
             let last = T::v_load_partial(token, tail);
-            acc[1] = T::v_add(token, acc[1], T::v_sub(token, last, last));
+            acc[1] = F::accumulate::<T, S>(token, acc[1], last);
             let a = T::v_add(
                 token,
                 T::v_add(token, acc[0], acc[1]),
                 T::v_add(token, acc[2], acc[3]),
             );
-            T::v_reduce_sum(token, a) == T::zero()
+            T::v_reduce_sum(token, a)
         }
     }
-    pulp::Arch::new().dispatch(Scan { s })
+    pulp::Arch::new().dispatch(Reduce::<T, F> {
+        s,
+        term: std::marker::PhantomData,
+    })
+}
+
+/// `true` iff every entry of the slice is finite: a NaN survives any sum of zeros, so the scan
+/// of `v - v` has no branch per entry.
+fn slice_all_finite<T: Scalar>(s: &[T]) -> bool {
+    slice_reduce::<T, FiniteProbe>(s) == T::zero()
 }
 
 /// `true` iff every entry of `m` is finite (no NaN, no infinity). Cost: one pass, `rows x cols`
@@ -67,41 +99,6 @@ pub fn all_finite<T: Scalar>(m: MatRef<'_, T>) -> bool {
     }
 }
 
-/// `sum_i s_i^2` with pulp SIMD (four independent fused multiply-add accumulators).
-fn slice_sq_norm<T: Scalar>(s: &[T]) -> T {
-    struct SqNorm<'a, T> {
-        s: &'a [T],
-    }
-    impl<T: Scalar> pulp::WithSimd for SqNorm<'_, T> {
-        type Output = T;
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, token: S) -> T {
-            let (head, tail) = T::v_as_simd::<S>(self.s);
-            let zero = T::v_splat(token, T::zero());
-            let mut acc = [zero; 4];
-            let quads = head.chunks_exact(4);
-            let rest = quads.remainder();
-            for quad in quads {
-                for k in 0..4 {
-                    acc[k] = T::v_fma(token, quad[k], quad[k], acc[k]);
-                }
-            }
-            for &v in rest {
-                acc[0] = T::v_fma(token, v, v, acc[0]);
-            }
-            let last = T::v_load_partial(token, tail);
-            acc[1] = T::v_fma(token, last, last, acc[1]);
-            let a = T::v_add(
-                token,
-                T::v_add(token, acc[0], acc[1]),
-                T::v_add(token, acc[2], acc[3]),
-            );
-            T::v_reduce_sum(token, a)
-        }
-    }
-    pulp::Arch::new().dispatch(SqNorm { s })
-}
-
 /// Squared Euclidean norms of the columns of `m` (n x q): `out[j] = sum_i m_ij^2`, the
 /// diagonal of `m^T m` (`n q` flops instead of the `n q^2` of the whole Gram matrix).
 ///
@@ -118,7 +115,7 @@ pub fn column_sq_norms_into<T: Scalar>(m: MatRef<'_, T>, out: &mut [T]) {
     );
     for (j, o) in out.iter_mut().enumerate() {
         *o = match m.col(j).try_as_col_major() {
-            Some(col) => slice_sq_norm(col.as_slice()),
+            Some(col) => slice_reduce::<T, Square>(col.as_slice()),
             None => (0..m.nrows()).fold(T::zero(), |acc, i| acc + m[(i, j)] * m[(i, j)]),
         };
     }
