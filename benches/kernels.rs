@@ -16,7 +16,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
-use faer::{Accum, Mat, Par};
+use faer::{Mat, Par};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -33,19 +33,9 @@ fn random(m: usize, n: usize, seed: u64) -> Mat<f64> {
     Mat::from_fn(m, n, |_, _| rng.random_range(-1.0..1.0))
 }
 
-/// `X X^T + n I`, symmetric positive definite.
+/// A random SPD matrix (n x n, diagonally dominant, eigenvalues in (1, 4)).
 fn spd(n: usize, seed: u64) -> Mat<f64> {
-    let x = random(n, n, seed);
-    let mut a = Mat::from_fn(n, n, |i, j| if i == j { n as f64 } else { 0.0 });
-    faer::linalg::matmul::matmul(
-        a.as_mut(),
-        Accum::Add,
-        x.as_ref(),
-        x.transpose(),
-        1.0,
-        Par::Seq,
-    );
-    a
+    bali_mn::dense::random_spd_dominant(n, &mut StdRng::seed_from_u64(seed))
 }
 
 fn cholesky_factor(n: usize, seed: u64) -> Mat<f64> {

@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use bali::cli::bench_kron::{random_mat, random_spd};
+use bali_mn::dense::{random_spd_dominant as random_spd, random_uniform as random_mat};
 use bali_mn::{kron_solve, FactorId, JitterPolicy, KronFactor, MatrixNormal};
 use criterion::measurement::WallTime;
 use criterion::{

@@ -19,6 +19,7 @@ use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::solvers::{DenseSolveCore, Llt, Solve};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::{Accum, Mat, MatRef, Par, Side};
+use rand::Rng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::fmt;
@@ -260,6 +261,45 @@ pub fn logspace_eigs(n: usize, cond: f64) -> Vec<f64> {
             }
         })
         .collect()
+}
+
+/// Random symmetric positive definite n x n matrix with eigenvalues in (1, 4):
+/// diagonal uniform in [2, 3), off-diagonal uniform in (-1/n, 1/n) (Gershgorin).
+pub fn random_spd_dominant<T: Scalar, R: Rng + ?Sized>(n: usize, rng: &mut R) -> Mat<T> {
+    let mut a = Mat::<T>::zeros(n, n);
+    let scale = 1.0 / n.max(1) as f64;
+    for j in 0..n {
+        a[(j, j)] = T::of(2.0 + rng.random::<f64>());
+        for i in j + 1..n {
+            let v = T::of(scale * rng.random_range(-1.0..1.0));
+            a[(i, j)] = v;
+            a[(j, i)] = v;
+        }
+    }
+    a
+}
+
+/// Random rows x cols matrix with entries uniform in (-1, 1).
+pub fn random_uniform<T: Scalar, R: Rng + ?Sized>(rows: usize, cols: usize, rng: &mut R) -> Mat<T> {
+    Mat::from_fn(rows, cols, |_, _| T::of(rng.random_range(-1.0..1.0)))
+}
+
+/// `max |x - reference| / max |reference|` (0 when both are zero).
+pub fn max_rel_diff<T: Scalar>(x: MatRef<'_, T>, reference: MatRef<'_, T>) -> f64 {
+    let mut diff = 0.0f64;
+    let mut scale = 0.0f64;
+    for j in 0..reference.ncols() {
+        for i in 0..reference.nrows() {
+            let r = reference[(i, j)].to_f64();
+            diff = diff.max((x[(i, j)].to_f64() - r).abs());
+            scale = scale.max(r.abs());
+        }
+    }
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
 }
 
 /// Converts an `f64` matrix to `T`.

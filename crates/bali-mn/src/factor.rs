@@ -385,21 +385,10 @@ pub fn try_kron_solve<T: Scalar>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faer::linalg::matmul::matmul;
-    use faer::Accum;
 
     fn spd(n: usize) -> Mat<f64> {
-        let g = Mat::<f64>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 5) as f64 - 2.0);
-        let mut a = Mat::<f64>::identity(n, n);
-        matmul(
-            a.as_mut(),
-            Accum::Add,
-            g.as_ref(),
-            g.transpose(),
-            1.0,
-            Par::Seq,
-        );
-        a
+        use rand::SeedableRng;
+        crate::dense::random_spd_dominant(n, &mut rand::rngs::StdRng::seed_from_u64(n as u64))
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub fn checkpoints(max: usize) -> Vec<usize> {
 }
 
 /// Held-out quality of an ensemble at one checkpoint.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Checkpoint {
     /// Training iterations done.
     pub iterations: usize,
@@ -329,7 +329,7 @@ pub fn select_iterations(
 }
 
 /// Test-split figures of one trained ensemble.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct TestResult {
     /// Mean test log-likelihood in original units.
     pub test_ll: f64,
@@ -350,7 +350,6 @@ pub struct TestResult {
     /// The held-out curve of the chosen options.
     pub curve: Vec<Checkpoint>,
     /// The predictive samples on the test inputs (standardized units, n x 1 each).
-    #[serde(skip)]
     pub test_samples: Vec<Mat<f64>>,
 }
 

@@ -1,6 +1,5 @@
 //! Regression data: the UCI benchmark folders of `../shared/data/uci` ([`uci`]), CSV files with
-//! a header line ([`csv`]), the red-wine-quality data embedded in the binary ([`embedded`]),
-//! and per-split standardization and row gathering ([`standardize`]).
+//! a header line ([`csv`]), and per-split standardization and row gathering ([`standardize`]).
 //!
 //! Everything is `f64` in `faer::Mat<f64>`: inputs `x` are `n x d` (one row per example) and
 //! targets `y` are `n x 1`.
@@ -9,7 +8,6 @@
 //! offending text; a malformed file never panics and never produces NaNs.
 
 pub mod csv;
-pub mod embedded;
 pub mod standardize;
 pub mod uci;
 
@@ -18,7 +16,6 @@ use std::path::PathBuf;
 use faer::Mat;
 
 pub use self::csv::{load_csv, parse_csv};
-pub use self::embedded::wine_quality;
 pub use self::standardize::{split_rows, train_valid_carve, Standardizer};
 pub use self::uci::{default_uci_root, find_uci_root, UciDataset, UCI_DATASETS};
 

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use bali_autodiff::{loss_and_seed, Adam, Loss, Mlp};
 
-use super::bench_kron::median;
+use crate::bench_kron::median;
 use bali_kernels::{Activation, ParPolicy, Scalar};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
@@ -41,12 +41,12 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
-use super::bench_kron::Dtype;
-use super::CliError;
-use crate::config::{BaliConfig, Formulation, Preconditioner};
-use crate::error::BaliError;
-use crate::map::MapConfig;
-use crate::train::Bali;
+use crate::bench_kron::Dtype;
+use crate::CliError;
+use bali::config::{BaliConfig, Formulation, Preconditioner};
+use bali::error::BaliError;
+use bali::map::MapConfig;
+use bali::train::Bali;
 
 /// A network and batch shape to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -375,7 +375,7 @@ pub struct AdamStep<T> {
 
 impl<T: Scalar> AdamStep<T> {
     /// A fresh network with widths `dims`, initialised as `MapNet::new(dims, config)` does.
-    pub fn new(dims: Vec<usize>, config: &MapConfig, threads: usize) -> crate::Result<Self> {
+    pub fn new(dims: Vec<usize>, config: &MapConfig, threads: usize) -> bali::Result<Self> {
         let mlp = Mlp::new(dims, config.activation)?;
         let mut rng = StdRng::seed_from_u64(config.seed);
         let weights: Vec<Mat<T>> = mlp.init_weights(&mut rng);
@@ -395,7 +395,7 @@ impl<T: Scalar> AdamStep<T> {
     }
 
     /// One Adam step on the batch `(x, y)`; returns the loss `ell` before the step.
-    pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> crate::Result<T> {
+    pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> bali::Result<T> {
         let b = x.nrows();
         let flops: f64 = self
             .mlp
@@ -618,9 +618,9 @@ pub fn run(args: &BenchTrainArgs, out: &mut dyn Write) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{BenchArgs, BenchCommand, Cli, Command};
-    use crate::config::SigmaSpec;
-    use crate::map::MapNet;
+    use crate::{BenchArgs, BenchCommand, Cli, Command};
+    use bali::config::SigmaSpec;
+    use bali::map::MapNet;
     use clap::Parser;
     use std::ops::ControlFlow;
 

@@ -1,15 +1,15 @@
 //! A small real regression data set compiled into the binary, so that `bali fit` works with no
 //! data files: the red-wine-quality data (1599 wines, 11 physico-chemical features, target
-//! `quality` 3-8), 23 KB gzip-compressed. Source and license: `crates/bali/data/README.md`
+//! `quality` 3-8), 23 KB gzip-compressed. Source and license: `crates/bali-cli/data/README.md`
 //! (copied from the crate `linfa-datasets` 0.8.1, MIT OR Apache-2.0; data from the UCI
 //! Machine Learning Repository, Cortez et al. 2009).
 
 use std::io::Read;
 use std::path::Path;
 
-use super::{parse_csv, DataError, Dataset};
+use bali::data::{parse_csv, DataError, Dataset};
 
-const WINE_QUALITY_RED_GZ: &[u8] = include_bytes!("../../data/winequality-red.csv.gz");
+const WINE_QUALITY_RED_GZ: &[u8] = include_bytes!("../data/winequality-red.csv.gz");
 const WINE_SOURCE: &str = "<embedded winequality-red.csv.gz>";
 
 /// The red-wine-quality data: `x` is `1599 x 11`, `y` (`quality`) is `1599 x 1`.

@@ -10,7 +10,7 @@ use bali_mn::dense::{verify_random_problem, VerifyConfig, VerifyReport};
 use clap::builder::TypedValueParser as _;
 use clap::Args;
 
-use super::CliError;
+use crate::CliError;
 
 /// Options of `bali verify dense`.
 #[derive(Debug, Clone, Args)]

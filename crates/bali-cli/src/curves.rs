@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::uci::{method_grid, UciMethod};
-use crate::data::{Standardizer, UciDataset};
-use crate::experiment::{select_iterations, ProtocolOptions};
+use crate::uci::{method_grid, UciMethod};
+use bali::data::{Standardizer, UciDataset};
+use bali::experiment::{select_iterations, ProtocolOptions};
 
 /// `bali curves --dataset NAME --out FILE.png ...`
 #[derive(Debug, Clone, Args)]
@@ -38,11 +38,11 @@ pub struct CurvesArgs {
 }
 
 /// Trains the three methods and plots their curves.
-pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), super::CliError> {
+pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
     let root = args
         .data
         .clone()
-        .unwrap_or_else(crate::data::default_uci_root);
+        .unwrap_or_else(bali::data::default_uci_root);
     let ds = UciDataset::load(&root, &args.dataset)?;
     let sd = ds.split_data(args.split)?;
     let xs = Standardizer::fit(sd.x_train.as_ref());
@@ -131,8 +131,7 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), super::CliError
                 )
             })
             .collect::<Vec<_>>(),
-    )
-    .map_err(|e| super::CliError::Plot(e.to_string()))?;
+    )?;
     if !args.json {
         writeln!(out, "wrote {}", args.out.display())?;
     }

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
-use crate::config::{BaliConfig, Formulation, Preconditioner};
-use crate::data::{Standardizer, UciDataset};
-use crate::experiment::{run_split, Method, ProtocolOptions, Split, TestResult};
-use crate::map::MapConfig;
-use crate::metrics::mean_and_stderr;
+use bali::config::{BaliConfig, Formulation, Preconditioner};
+use bali::data::{Standardizer, UciDataset};
+use bali::experiment::{run_split, Method, ProtocolOptions, Split, TestResult};
+use bali::map::MapConfig;
+use bali::metrics::mean_and_stderr;
 
 /// Training method of `bali uci`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -173,7 +173,27 @@ struct SplitLine<'a> {
     valid_ll: f64,
     options: &'a str,
     seconds: f64,
-    curve: &'a [crate::experiment::Checkpoint],
+    curve: Vec<CheckpointLine>,
+}
+
+/// One held-out checkpoint of a `--json` split line (standardized units).
+#[derive(Debug, serde::Serialize)]
+pub struct CheckpointLine {
+    iterations: usize,
+    valid_ll: f64,
+    valid_rmse: f64,
+    sigma2: f64,
+}
+
+impl From<&bali::experiment::Checkpoint> for CheckpointLine {
+    fn from(c: &bali::experiment::Checkpoint) -> Self {
+        CheckpointLine {
+            iterations: c.iterations,
+            valid_ll: c.valid_ll,
+            valid_rmse: c.valid_rmse,
+            sigma2: c.sigma2,
+        }
+    }
 }
 
 /// Summary of all splits.
@@ -208,12 +228,12 @@ pub fn full_batch_iterations(rows: usize) -> usize {
 }
 
 /// Runs the protocol on every requested split and writes the results.
-pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, super::CliError> {
+pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::CliError> {
     let start = Instant::now();
     let root = args
         .data
         .clone()
-        .unwrap_or_else(crate::data::default_uci_root);
+        .unwrap_or_else(bali::data::default_uci_root);
     let ds = UciDataset::load(&root, &args.dataset)?;
     let members = args
         .members
@@ -279,7 +299,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, super::Cli
                 valid_ll: r.valid_ll,
                 options: &r.options,
                 seconds: r.seconds,
-                curve: &r.curve,
+                curve: r.curve.iter().map(CheckpointLine::from).collect(),
             };
             writeln!(out, "{}", serde_json::to_string(&line)?)?;
         } else {
@@ -338,8 +358,8 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, super::Cli
 #[cfg(test)]
 mod tests {
     use super::{full_batch_iterations, method_grid, UciMethod};
-    use crate::config::Preconditioner;
-    use crate::experiment::Method;
+    use bali::config::Preconditioner;
+    use bali::experiment::Method;
 
     #[test]
     fn full_batch_grid_searches_both_preconditioners() {

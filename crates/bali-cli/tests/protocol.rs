@@ -1,12 +1,12 @@
 //! The held-out protocol and the commands built on it: `bali uci` (skips without
 //! ../shared/data), `bali fit --csv` (including malformed input) and the checkpoint schedule.
 
-use bali::cli::{run, Cli};
 use bali::experiment::{
     calibrate_sigma2, calibrate_sigma2_above, checkpoints, run_split, Method, ProtocolOptions,
     Split,
 };
 use bali::BaliConfig;
+use bali_cli::{run, Cli};
 use clap::Parser;
 use faer::Mat;
 

@@ -1,4 +1,6 @@
-//! The `bali` command line: argument types (clap derive) and their dispatch.
+//! The `bali` command line, a frontend of the `bali` library: argument types (clap derive),
+//! their dispatch, progress bars, plots (with their embedded font), the embedded red-wine
+//! data of `bali fit`, and the benchmarks.
 //!
 //! ```text
 //! bali verify dense [--p P --q Q --n N --seed S --samples K]
@@ -12,7 +14,9 @@
 pub mod bench_kron;
 pub mod bench_train;
 pub mod curves;
+pub mod embedded;
 pub mod fit;
+pub mod plot;
 pub mod uci;
 pub mod verify;
 
@@ -90,18 +94,12 @@ pub enum BenchCommand {
 /// Everything a `bali` subcommand can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// Failure inside the matrix-normal algebra (names the factor and shape).
+    /// Training, prediction, data or matrix-normal algebra failure (the library's error).
     #[error(transparent)]
-    Algebra(#[from] bali_mn::MnError),
-    /// Training, prediction or data failure.
-    #[error(transparent)]
-    Bali(#[from] crate::BaliError),
+    Bali(#[from] bali::BaliError),
     /// Writing a plot failed.
     #[error("plot: {0}")]
-    Plot(String),
-    /// Reading data failed.
-    #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Plot(#[from] plot::PlotError),
     /// Writing the output failed (e.g. a closed pipe).
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
@@ -136,6 +134,18 @@ pub enum CliError {
         /// The tolerance it was held to.
         tol: f64,
     },
+}
+
+impl From<bali_mn::MnError> for CliError {
+    fn from(e: bali_mn::MnError) -> Self {
+        CliError::Bali(e.into())
+    }
+}
+
+impl From<bali::data::DataError> for CliError {
+    fn from(e: bali::data::DataError) -> Self {
+        CliError::Bali(e.into())
+    }
 }
 
 /// Runs one parsed command line, writing its report to `out`.

@@ -23,15 +23,18 @@ use std::io::Write;
 use std::time::Instant;
 
 use bali_kernels::{syrk_ema, ParPolicy, Scalar};
+use bali_mn::dense::{
+    max_rel_diff, random_spd_dominant as random_spd, random_uniform as random_mat,
+};
 use bali_mn::{dense, kron_solve, FactorId, JitterPolicy, KronFactor, MatrixNormal};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
-use faer::{Mat, MatRef, Par};
+use faer::{Mat, Par};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::Serialize;
 
-use super::CliError;
+use crate::CliError;
 
 /// Cholesky sizes n of `potrf`.
 pub const POTRF_SIZES: [usize; 7] = [32, 64, 128, 256, 512, 1024, 2048];
@@ -319,45 +322,6 @@ pub(crate) fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// Random symmetric positive definite n x n matrix with eigenvalues in (1, 4):
-/// diagonal uniform in [2, 3), off-diagonal uniform in (-1/n, 1/n) (Gershgorin).
-pub fn random_spd<T: Scalar, R: Rng + ?Sized>(n: usize, rng: &mut R) -> Mat<T> {
-    let mut a = Mat::<T>::zeros(n, n);
-    let scale = 1.0 / n.max(1) as f64;
-    for j in 0..n {
-        a[(j, j)] = T::of(2.0 + rng.random::<f64>());
-        for i in j + 1..n {
-            let v = T::of(scale * rng.random_range(-1.0..1.0));
-            a[(i, j)] = v;
-            a[(j, i)] = v;
-        }
-    }
-    a
-}
-
-/// Random rows x cols matrix with entries uniform in (-1, 1).
-pub fn random_mat<T: Scalar, R: Rng + ?Sized>(rows: usize, cols: usize, rng: &mut R) -> Mat<T> {
-    Mat::from_fn(rows, cols, |_, _| T::of(rng.random_range(-1.0..1.0)))
-}
-
-/// `max |x - reference| / max |reference|` (0 when both are zero).
-pub fn max_rel_diff<T: Scalar>(x: MatRef<'_, T>, reference: MatRef<'_, T>) -> f64 {
-    let mut diff = 0.0f64;
-    let mut scale = 0.0f64;
-    for j in 0..reference.ncols() {
-        for i in 0..reference.nrows() {
-            let r = reference[(i, j)].to_f64();
-            diff = diff.max((x[(i, j)].to_f64() - r).abs());
-            scale = scale.max(r.abs());
-        }
-    }
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
-}
-
 /// The inputs of one (p, q) shape: A (p x p), B (q x q) SPD and V (p x q), from `seed`.
 struct KronInputs<T> {
     a: Mat<T>,
@@ -421,7 +385,7 @@ fn time_case<T: Scalar>(
             median_seconds(timing, || {
                 let mut l = a.clone();
                 bali_kernels::cholesky_lower_in_place(l.as_mut(), par).map_err(|e| {
-                    CliError::Algebra(bali_mn::MnError::NotPositiveDefinite {
+                    CliError::from(bali_mn::MnError::NotPositiveDefinite {
                         factor: FactorId::matrix(),
                         dim: p,
                         pivot: match e {

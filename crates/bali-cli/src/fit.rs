@@ -11,10 +11,11 @@ use clap::Args;
 use faer::MatRef;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::uci::{method_grid, UciMethod};
-use crate::data::{load_csv, split_rows, train_valid_carve, wine_quality, Dataset, Standardizer};
-use crate::experiment::{run_split, ProtocolOptions, Split};
-use crate::metrics;
+use crate::embedded::wine_quality;
+use crate::uci::{method_grid, UciMethod};
+use bali::data::{load_csv, split_rows, train_valid_carve, Dataset, Standardizer};
+use bali::experiment::{run_split, ProtocolOptions, Split};
+use bali::metrics;
 
 /// `bali fit [--csv FILE --target COLUMN] ...`
 #[derive(Debug, Clone, Args)]
@@ -55,16 +56,16 @@ pub struct FitArgs {
 }
 
 /// Runs the main job.
-pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), super::CliError> {
+pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
-        return Err(super::CliError::InvalidOption {
+        return Err(crate::CliError::InvalidOption {
             name: "test-fraction",
             value: args.test_fraction.to_string(),
             reason: "must lie strictly between 0 and 1",
         });
     }
     if args.members == 0 || args.hidden == 0 || args.samples == 0 || args.max_iterations == 0 {
-        return Err(super::CliError::InvalidOption {
+        return Err(crate::CliError::InvalidOption {
             name: "members/hidden/samples/max-iterations",
             value: "0".into(),
             reason: "must be >= 1",
@@ -88,7 +89,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), super::CliError> {
         data.target_name
     )?;
     if data.n_rows() < 10 {
-        return Err(super::CliError::InvalidOption {
+        return Err(crate::CliError::InvalidOption {
             name: "csv",
             value: format!("{} rows", data.n_rows()),
             reason: "need at least 10 rows for a train/test split",
@@ -137,7 +138,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), super::CliError> {
     };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg:38} [{bar:30}] {pos}/{len} iterations")
-            .map_err(|e| super::CliError::InvalidOption {
+            .map_err(|e| crate::CliError::InvalidOption {
                 name: "progress template",
                 value: e.to_string(),
                 reason: "internal template error",
@@ -206,11 +207,9 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), super::CliError> {
             data.target_name,
             args.method.name()
         ),
-    )
-    .map_err(|e| super::CliError::Plot(e.to_string()))?;
+    )?;
     let (levels, observed) = metrics::calibration_curve(&refs, result.sigma2, y_test.as_ref());
-    crate::plot::calibration_plot(&cal_path, &levels, &observed)
-        .map_err(|e| super::CliError::Plot(e.to_string()))?;
+    crate::plot::calibration_plot(&cal_path, &levels, &observed)?;
     writeln!(
         out,
         "wrote {} and {}",
