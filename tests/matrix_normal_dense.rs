@@ -123,8 +123,8 @@ fn mn_t<T: Scalar>(m: &Mat<f64>, lam: &Mat<f64>, sig: &Mat<f64>) -> MatrixNormal
 /// Dense `(vec M, Sigma kron Lambda^{-1})` of a matrix normal, from its stored (rounded)
 /// matrices, in `f64`.
 fn dense_of<T: Scalar>(mn: &MatrixNormal<T>) -> (Mat<f64>, Mat<f64>) {
-    let lam = to_f64(mn.row_precision.matrix());
-    let sig = to_f64(mn.col_cov.matrix());
+    let lam = to_f64(mn.row_precision.matrix().as_ref());
+    let sig = to_f64(mn.col_cov.matrix().as_ref());
     let cov = dense::kron(
         sig.as_ref(),
         dense::spd_inverse(lam.as_ref()).unwrap().as_ref(),
@@ -159,7 +159,7 @@ fn posterior_vs_dense<T: Scalar>(
         &Default::default(),
     )
     .unwrap();
-    let sigma = to_f64(mn.col_cov.matrix());
+    let sigma = to_f64(mn.col_cov.matrix().as_ref());
     let (x, t) = (rounded::<T>(&pb.x), rounded::<T>(&pb.t));
     let (lambda0, m0) = (rounded::<T>(&pb.lambda0), rounded::<T>(&pb.m0));
     let (mean, cov) = dense::posterior(
@@ -183,7 +183,7 @@ fn posterior_vs_dense<T: Scalar>(
     check(
         "Lambda_N",
         rel_err(
-            to_f64(mn.row_precision.matrix()).as_ref(),
+            to_f64(mn.row_precision.matrix().as_ref()).as_ref(),
             lambda_n.as_ref(),
         ),
         tol,
@@ -255,7 +255,7 @@ fn learned_sigma_vs_alternative<T: Scalar>(
     let psi_alt = &terms[0] + &terms[1] + &terms[2] - &terms[3];
     let scale: f64 = terms.iter().map(|m| m.norm_l2()).sum();
     let nu_n = rounded_scalar::<T>(pb.nu0) + x.nrows() as f64;
-    let psi_n = to_f64(mn.col_cov.matrix()) * Scale(nu_n - q as f64 - 1.0);
+    let psi_n = to_f64(mn.col_cov.matrix().as_ref()) * Scale(nu_n - q as f64 - 1.0);
     let err = (&psi_n - &psi_alt).norm_l2() / scale;
     check("Psi_N residual vs alternative form", err, tol::<T>())?;
     check(
@@ -277,7 +277,10 @@ fn kron_solve_vs_dense<T: Scalar>(p: usize, q: usize, seed: u64) -> Result<(), T
     let mut x2 = vt.clone();
     kron_solve_in_place(&fa, &fb, x2.as_mut(), SEQ);
     prop_assert!(x == x2);
-    let big = dense::kron(to_f64(fb.matrix()).as_ref(), to_f64(fa.matrix()).as_ref());
+    let big = dense::kron(
+        to_f64(fb.matrix().as_ref()).as_ref(),
+        to_f64(fa.matrix().as_ref()).as_ref(),
+    );
     let xd =
         dense::spd_solve(big.as_ref(), dense::vec(rounded::<T>(&v).as_ref()).as_ref()).unwrap();
     let xd = dense::unvec(xd.as_ref(), p, q);
@@ -470,8 +473,8 @@ fn sample_covariance_matches<T: Scalar>() {
     );
     // The same draws against a wrong covariance (Sigma kron Lambda, not Lambda^{-1}) fail.
     let wrong = dense::kron(
-        to_f64(mn.col_cov.matrix()).as_ref(),
-        to_f64(mn.row_precision.matrix()).as_ref(),
+        to_f64(mn.col_cov.matrix().as_ref()).as_ref(),
+        to_f64(mn.row_precision.matrix().as_ref()).as_ref(),
     );
     let se = cov_se(wrong.as_ref(), s);
     let rejected = (0..p * q)
@@ -662,12 +665,17 @@ fn ema_several_batches<T: Scalar>() {
     let tol = tol::<T>();
     assert!(
         rel_err(
-            to_f64(mn.row_precision.matrix()).as_ref(),
+            to_f64(mn.row_precision.matrix().as_ref()).as_ref(),
             lambda_n.as_ref()
         ) <= tol
     );
     assert!(rel_err(to_f64(mn.mean.as_ref()).as_ref(), m_n.as_ref()) <= tol);
-    assert!(rel_err(to_f64(mn.col_cov.matrix()).as_ref(), sigma.as_ref()) <= tol);
+    assert!(
+        rel_err(
+            to_f64(mn.col_cov.matrix().as_ref()).as_ref(),
+            sigma.as_ref()
+        ) <= tol
+    );
 }
 
 #[test]

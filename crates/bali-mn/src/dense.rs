@@ -163,8 +163,8 @@ pub fn posterior<T: Scalar>(
 /// `Lambda^{-1}` by dense Cholesky.
 pub fn covariance<T: Scalar>(mn: &MatrixNormal<T>) -> Result<Mat<T>> {
     check_dense_dim("dense covariance pq", mn.p() * mn.q())?;
-    let lambda_inv = spd_inverse(mn.row_precision.matrix())?;
-    Ok(kron(mn.col_cov.matrix(), lambda_inv.as_ref()))
+    let lambda_inv = spd_inverse(mn.row_precision.matrix().as_ref())?;
+    Ok(kron(mn.col_cov.matrix().as_ref(), lambda_inv.as_ref()))
 }
 
 /// `log N(x; m, C) = -n/2 log(2 pi) - 1/2 log det C - 1/2 (x - m)^T C^{-1} (x - m)`
@@ -544,7 +544,8 @@ pub fn verify_random_problem(cfg: &VerifyConfig) -> Result<VerifyReport> {
         par,
     };
     let mn = posterior_step(&prior, &mut stats, x.as_ref(), t.as_ref(), 1.0, &pcfg)?;
-    let sigma = mn.col_cov.matrix();
+    let sigma_owned = mn.col_cov.matrix();
+    let sigma = sigma_owned.as_ref();
     let (dense_mean, dense_cov) = posterior(
         prior.precision.as_ref(),
         prior.mean.as_ref(),
@@ -594,7 +595,7 @@ pub fn verify_random_problem(cfg: &VerifyConfig) -> Result<VerifyReport> {
 
     let v = random_normal(p, q, &mut rng);
     let x_kron = kron_solve(&mn.row_precision, &mn.col_cov, v.as_ref(), par);
-    let big = kron(sigma, mn.row_precision.matrix());
+    let big = kron(sigma, mn.row_precision.matrix().as_ref());
     let x_dense = unvec(
         spd_solve(big.as_ref(), vec(v.as_ref()).as_ref())?.as_ref(),
         p,
@@ -707,7 +708,10 @@ mod tests {
         let wrong = &cov * faer::Scale(1.1);
         assert!(whitened_cov_error(emp.as_ref(), wrong.as_ref()).unwrap() > tol);
         // Lambda instead of Lambda^{-1}
-        let wrong = kron(mn.col_cov.matrix(), mn.row_precision.matrix());
+        let wrong = kron(
+            mn.col_cov.matrix().as_ref(),
+            mn.row_precision.matrix().as_ref(),
+        );
         assert!(whitened_cov_error(emp.as_ref(), wrong.as_ref()).unwrap() > tol);
     }
 

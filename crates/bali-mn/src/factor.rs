@@ -10,10 +10,11 @@
 use crate::check;
 use crate::error::{FactorId, MnError, Result};
 use bali_kernels::Scalar;
+use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve::{
     solve_lower_triangular_in_place, solve_upper_triangular_in_place,
 };
-use faer::{Mat, MatMut, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 /// Bounded diagonal jitter retry for a failed Cholesky factorization.
 ///
@@ -69,7 +70,13 @@ pub struct JitterReport {
     pub added: f64,
 }
 
-/// An SPD matrix `A` (dim x dim) with its lower Cholesky factor `L`, `A = L L^T`.
+/// An SPD matrix `A` (dim x dim) as its lower Cholesky factor `L`, `A = L L^T`, and its
+/// diagonal: one dim x dim buffer (`L`, zeros above the diagonal) and a vector, as LAPACK's
+/// `potrf` leaves a matrix (no second dim x dim copy of `A`). The diagonal of `A` is kept
+/// exactly (jitter included); off-diagonal entries are recomputed from `L L^T` when asked for
+/// ([`KronFactor::entry`], [`KronFactor::matrix`]) and equal those of the input up to the
+/// backward error of the factorization (below). [`KronFactor::refactor`] factors a new
+/// matrix of the same dimension in the same buffer (no allocation).
 ///
 /// # Accuracy
 ///
@@ -90,8 +97,10 @@ pub struct JitterReport {
 /// measured ratio of error to bound over a few thousand random cases was about 0.25.
 #[derive(Clone, Debug)]
 pub struct KronFactor<T> {
-    matrix: Mat<T>,
+    /// `L` (lower triangular, zeros above the diagonal).
     chol: Mat<T>,
+    /// `diag(A)`, jitter included.
+    diag: Vec<T>,
     id: FactorId,
     jitter: JitterReport,
 }
@@ -107,14 +116,6 @@ fn cholesky_lower<T: Scalar>(a: MatMut<'_, T>, par: Par) -> std::result::Result<
         Ok(()) => Ok(()),
         Err(bali_kernels::KernelError::NotPositiveDefinite { pivot }) => Err(pivot),
         Err(bali_kernels::KernelError::NonFinite { row, col, .. }) => Err(row.min(col)),
-    }
-}
-
-/// Copies `src` into `dst` and adds `shift` to the diagonal of `dst`.
-fn copy_shifted<T: Scalar>(mut dst: MatMut<'_, T>, src: MatRef<'_, T>, shift: T) {
-    dst.copy_from(src);
-    for i in 0..dst.nrows() {
-        dst[(i, i)] += shift;
     }
 }
 
@@ -137,8 +138,9 @@ pub(crate) fn symmetrize_from_lower<T: Scalar>(mut m: MatMut<'_, T>) {
 }
 
 impl<T: Scalar> KronFactor<T> {
-    /// Factors the SPD matrix `matrix` (dim x dim): reads its lower triangle, stores the full
-    /// symmetric `A` and `L` with `A = L L^T`.
+    /// Factors the SPD matrix `matrix` (dim x dim) in its own buffer: reads its lower
+    /// triangle and keeps `L` with `A = L L^T` and `diag(A)`. A `jitter` policy with retries
+    /// keeps one copy of `A` while factoring (a retry starts again from `A`).
     ///
     /// Errors: [`MnError::ShapeMismatch`] if not square; [`MnError::NonFinite`] for NaN/inf in
     /// the lower triangle; [`MnError::NotPositiveDefinite`] naming `id`, the dimension, the
@@ -151,23 +153,71 @@ impl<T: Scalar> KronFactor<T> {
             (n, n),
             (n, matrix.ncols()),
         )?;
-        check::finite_lower(matrix.as_ref(), || format!("{id} matrix"))?;
+        let backup = (jitter.max_tries > 0).then(|| matrix.clone());
+        let mut factor = KronFactor {
+            chol: matrix,
+            diag: vec![T::zero(); n],
+            id,
+            jitter: JitterReport::default(),
+        };
+        let mut first = true;
+        factor.factor_lower(
+            &mut |mut a| {
+                if !std::mem::take(&mut first) {
+                    if let Some(original) = backup.as_ref() {
+                        a.copy_from(original);
+                    }
+                }
+                Ok(())
+            },
+            jitter,
+            par,
+        )?;
+        Ok(factor)
+    }
+
+    /// Rebuilds the factor in place for a new matrix of the same dimension: `fill` writes the
+    /// lower triangle of `A` (diagonal included) into the dim x dim buffer it is given (its
+    /// strict upper triangle is ignored) or returns an error; then `A` is factored as by
+    /// [`KronFactor::new`], with the same errors. `fill` runs again before each jitter retry.
+    /// No allocation. After an error the factor holds no valid matrix: use it again only
+    /// after a successful `refactor`.
+    pub fn refactor(
+        &mut self,
+        mut fill: impl FnMut(MatMut<'_, T>) -> Result<()>,
+        jitter: JitterPolicy,
+        par: Par,
+    ) -> Result<()> {
+        self.factor_lower(&mut fill, jitter, par)
+    }
+
+    /// `fill`, then the factorization of the lower triangle of `chol` in place, with the
+    /// bounded jitter retries of `jitter` (each after a fresh `fill`).
+    fn factor_lower(
+        &mut self,
+        fill: &mut dyn FnMut(MatMut<'_, T>) -> Result<()>,
+        jitter: JitterPolicy,
+        par: Par,
+    ) -> Result<()> {
+        let id = self.id;
+        fill(self.chol.as_mut())?;
+        check::finite_lower(self.chol.as_ref(), || format!("{id} matrix"))?;
         jitter.check()?;
-        let mut matrix = matrix;
-        symmetrize_from_lower(matrix.as_mut());
-        let mut chol = matrix.clone();
-        let mut pivot = match cholesky_lower(chol.as_mut(), par) {
-            Ok(()) => {
-                return Ok(KronFactor {
-                    matrix,
-                    chol,
-                    id,
-                    jitter: JitterReport::default(),
-                });
-            }
+        let n = self.chol.nrows();
+        for (i, d) in self.diag.iter_mut().enumerate() {
+            *d = self.chol[(i, i)];
+        }
+        self.jitter = JitterReport::default();
+        let mut pivot = match cholesky_lower(self.chol.as_mut(), par) {
+            Ok(()) => return Ok(()),
             Err(pivot) => pivot,
         };
-        let mut scale = (0..n).map(|i| matrix[(i, i)].to_f64().abs()).sum::<f64>() / n as f64;
+        let mut scale = self
+            .diag
+            .iter()
+            .map(|d| Scalar::to_f64(*d).abs())
+            .sum::<f64>()
+            / n as f64;
         if scale <= 0.0 || !scale.is_finite() {
             scale = 1.0;
         }
@@ -180,18 +230,17 @@ impl<T: Scalar> KronFactor<T> {
             }
             tries = k + 1;
             last_jitter = jit;
-            copy_shifted(chol.as_mut(), matrix.as_ref(), T::of(jit));
-            match cholesky_lower(chol.as_mut(), par) {
+            fill(self.chol.as_mut())?;
+            for (i, &d) in self.diag.iter().enumerate() {
+                self.chol[(i, i)] = d + T::of(jit);
+            }
+            match cholesky_lower(self.chol.as_mut(), par) {
                 Ok(()) => {
-                    for i in 0..n {
-                        matrix[(i, i)] += T::of(jit);
+                    for d in &mut self.diag {
+                        *d += T::of(jit);
                     }
-                    return Ok(KronFactor {
-                        matrix,
-                        chol,
-                        id,
-                        jitter: JitterReport { tries, added: jit },
-                    });
+                    self.jitter = JitterReport { tries, added: jit };
+                    return Ok(());
                 }
                 Err(p) => pivot = p,
             }
@@ -220,16 +269,14 @@ impl<T: Scalar> KronFactor<T> {
     /// `s I` (dim x dim); [`MnError::InvalidParameter`] unless `s` is finite and `> 0`.
     pub fn try_identity_scaled(dim: usize, s: T, id: FactorId) -> Result<Self> {
         check::positive("identity scale s", s.to_f64())?;
-        let mut matrix = Mat::<T>::zeros(dim, dim);
         let mut chol = Mat::<T>::zeros(dim, dim);
         let r = s.sqrt();
         for i in 0..dim {
-            matrix[(i, i)] = s;
             chol[(i, i)] = r;
         }
         Ok(KronFactor {
-            matrix,
             chol,
+            diag: vec![s; dim],
             id,
             jitter: JitterReport::default(),
         })
@@ -237,12 +284,48 @@ impl<T: Scalar> KronFactor<T> {
 
     /// Dimension `n` of `A` (n x n).
     pub fn dim(&self) -> usize {
-        self.matrix.nrows()
+        self.chol.nrows()
     }
 
-    /// The full symmetric `A`, including any jitter added.
-    pub fn matrix(&self) -> MatRef<'_, T> {
-        self.matrix.as_ref()
+    /// `A_ij` (either triangle): the kept diagonal, or `(L L^T)_ij` (`min(i, j) + 1` terms).
+    #[track_caller]
+    pub fn entry(&self, i: usize, j: usize) -> T {
+        if i == j {
+            return self.diag[i];
+        }
+        let mut acc = T::zero();
+        for k in 0..=i.min(j) {
+            acc += self.chol[(i, k)] * self.chol[(j, k)];
+        }
+        acc
+    }
+
+    /// `diag(A)` (length n), jitter included.
+    pub fn diagonal(&self) -> &[T] {
+        &self.diag
+    }
+
+    /// The full symmetric `A` (n x n, jitter included) as a new matrix: `L L^T` with the kept
+    /// diagonal.
+    pub fn matrix(&self) -> Mat<T> {
+        let n = self.dim();
+        let mut a = Mat::<T>::zeros(n, n);
+        matmul(
+            a.as_mut(),
+            Accum::Replace,
+            self.chol.as_ref(),
+            self.chol.transpose(),
+            T::one(),
+            Par::Seq,
+        );
+        for j in 0..n {
+            for i in j + 1..n {
+                let v = a[(i, j)];
+                a[(j, i)] = v;
+            }
+            a[(j, j)] = self.diag[j];
+        }
+        a
     }
 
     /// The lower Cholesky factor `L` (strict upper triangle zero).
@@ -313,17 +396,39 @@ impl<T: Scalar> KronFactor<T> {
     /// `A^{-1}` (dim x dim, symmetrized), from `L`: `2 n^3` flops.
     pub fn inverse(&self, par: Par) -> Mat<T> {
         let n = self.dim();
-        let mut inv = Mat::<T>::identity(n, n);
-        self.solve_in_place(inv.as_mut(), par);
+        let mut inv = Mat::<T>::zeros(n, n);
+        self.inverse_into(inv.as_mut(), par);
+        inv
+    }
+
+    /// `dst <- A^{-1}` (dim x dim, symmetrized), from `L`: `2 n^3` flops, no allocation.
+    ///
+    /// # Panics
+    /// If `dst` is not dim x dim.
+    #[track_caller]
+    pub fn inverse_into(&self, mut dst: MatMut<'_, T>, par: Par) {
+        let n = self.dim();
+        assert!(
+            dst.nrows() == n && dst.ncols() == n,
+            "KronFactor::inverse_into: destination is {} x {}, {} is {n} x {n}",
+            dst.nrows(),
+            dst.ncols(),
+            self.id
+        );
+        for j in 0..n {
+            for i in 0..n {
+                dst[(i, j)] = if i == j { T::one() } else { T::zero() };
+            }
+        }
+        self.solve_in_place(dst.as_mut(), par);
         let half = T::of(0.5);
         for j in 0..n {
             for i in j + 1..n {
-                let v = half * (inv[(i, j)] + inv[(j, i)]);
-                inv[(i, j)] = v;
-                inv[(j, i)] = v;
+                let v = half * (dst[(i, j)] + dst[(j, i)]);
+                dst[(i, j)] = v;
+                dst[(j, i)] = v;
             }
         }
-        inv
     }
 }
 

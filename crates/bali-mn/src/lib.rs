@@ -29,6 +29,8 @@ pub use factor::{
     kron_solve, kron_solve_in_place, try_kron_solve, JitterPolicy, JitterReport, KronFactor,
 };
 pub use matrix_normal::MatrixNormal;
-pub use posterior::{posterior_from_stats, posterior_step, PosteriorConfig};
+pub use posterior::{
+    posterior_from_stats, posterior_step, posterior_step_into, PosteriorConfig, PosteriorWorkspace,
+};
 pub use prior::{ColCovMode, Prior};
 pub use stats::NaturalStats;

@@ -241,6 +241,224 @@ pub fn posterior_step<T: Scalar>(
     MatrixNormal::new(mean_n, lambda_n, col_cov)
 }
 
+/// Buffers that [`posterior_step_into`] reuses from step to step for one layer: the residuals
+/// `R` (B x q), `M_N - M_0` and `Lambda_0 (M_N - M_0)` (p x q each), and a spare posterior that
+/// the new one is built in (then swapped with the current one, so that a failed step leaves
+/// the current posterior as it was). Filled on first use; reallocated only when a shape
+/// changes (another batch size).
+#[derive(Clone, Debug)]
+pub struct PosteriorWorkspace<T> {
+    residual: Mat<T>,
+    diff: Mat<T>,
+    scaled: Mat<T>,
+    spare: Option<MatrixNormal<T>>,
+}
+
+impl<T: Scalar> Default for PosteriorWorkspace<T> {
+    fn default() -> Self {
+        PosteriorWorkspace {
+            residual: Mat::zeros(0, 0),
+            diff: Mat::zeros(0, 0),
+            scaled: Mat::zeros(0, 0),
+            spare: None,
+        }
+    }
+}
+
+/// `m` as a `rows x cols` matrix: kept when it has that shape, else reallocated (zeros).
+fn fit_shape<T: Scalar>(m: &mut Mat<T>, rows: usize, cols: usize) {
+    if m.nrows() != rows || m.ncols() != cols {
+        *m = Mat::zeros(rows, cols);
+    }
+}
+
+/// `v` scaled by the bias correction `c` (the value itself for `c = 1`, as `scale_in_place`).
+#[inline]
+fn corrected<T: Scalar>(v: T, c: T) -> T {
+    if c == T::one() {
+        v
+    } else {
+        c * v
+    }
+}
+
+/// [`posterior_step`] written into `post` (which must be p x q): the same arithmetic, the
+/// same errors, and after the first call no allocation for priors with a diagonal `Lambda_0`
+/// (a dense `Lambda_0` allocates its symmetric copy). `post` is replaced only when the step
+/// succeeds; `stats` absorbs the batch as in [`posterior_step`].
+#[allow(clippy::too_many_arguments)]
+pub fn posterior_step_into<T: Scalar>(
+    post: &mut MatrixNormal<T>,
+    prior: &Prior<T>,
+    stats: &mut NaturalStats<T>,
+    x: MatRef<'_, T>,
+    t: MatRef<'_, T>,
+    rho: T,
+    cfg: &PosteriorConfig,
+    ws: &mut PosteriorWorkspace<T>,
+) -> Result<()> {
+    check_prior_against_stats(prior, stats)?;
+    check::shape(
+        "posterior_step_into (current posterior)",
+        (prior.p(), prior.q()),
+        (post.p(), post.q()),
+    )?;
+    stats.check_batch(x, t, rho)?;
+    if let ColCovMode::Learned { nu0, .. } = &prior.col {
+        check_dof(
+            cfg.layer,
+            Scalar::to_f64(*nu0) + stats.n_tilde_after(x.nrows(), rho),
+            prior.q(),
+        )?;
+    }
+    stats.update_checked(x, t, rho, cfg.par);
+    let (p, q) = (prior.p(), prior.q());
+    if ws.spare.as_ref().is_none_or(|s| s.p() != p || s.q() != q) {
+        ws.spare = Some(post.clone());
+    }
+    let Some(next) = ws.spare.as_mut() else {
+        unreachable!("the spare posterior was just set")
+    };
+    let corr = stats.bias_correction();
+    let diagonal_prior = (0..p).all(|j| (j + 1..p).all(|i| prior.precision[(i, j)] == T::zero()));
+    // Lambda_N = Lambda_0 + S~_xx (lower triangle), factored in place.
+    next.row_precision.refactor(
+        |mut lambda_n| {
+            let precision = prior.precision.as_ref();
+            for j in 0..p {
+                for i in j..p {
+                    lambda_n[(i, j)] = corrected(stats.sxx[(i, j)], corr) + precision[(i, j)];
+                }
+            }
+            Ok(())
+        },
+        cfg.jitter,
+        cfg.par,
+    )?;
+    // M_N = Lambda_N^{-1} (Lambda_0 M_0 + S~_xt).
+    for j in 0..q {
+        for i in 0..p {
+            next.mean[(i, j)] = corrected(stats.sxt[(i, j)], corr);
+        }
+    }
+    if diagonal_prior {
+        for j in 0..q {
+            for i in 0..p {
+                let v = prior.precision[(i, i)] * prior.mean[(i, j)];
+                next.mean[(i, j)] = next.mean[(i, j)] + v;
+            }
+        }
+    } else {
+        let lambda_0 = prior.precision_sym();
+        matmul(
+            next.mean.as_mut(),
+            Accum::Add,
+            lambda_0.as_ref(),
+            prior.mean.as_ref(),
+            T::one(),
+            cfg.par,
+        );
+    }
+    next.row_precision
+        .solve_in_place(next.mean.as_mut(), cfg.par);
+    match &prior.col {
+        ColCovMode::Fixed { s2 } => {
+            check::positive("identity scale s", Scalar::to_f64(*s2))?;
+            next.col_cov.refactor(
+                |mut sigma| {
+                    for j in 0..q {
+                        for i in j..q {
+                            sigma[(i, j)] = if i == j { *s2 } else { T::zero() };
+                        }
+                    }
+                    Ok(())
+                },
+                JitterPolicy::NONE,
+                Par::Seq,
+            )?;
+        }
+        ColCovMode::Learned { psi0, nu0 } => {
+            let b = x.nrows();
+            fit_shape(&mut ws.residual, b, q);
+            ws.residual.copy_from(t);
+            matmul(
+                ws.residual.as_mut(),
+                Accum::Add,
+                x,
+                next.mean.as_ref(),
+                -T::one(),
+                cfg.par,
+            );
+            stats.update_residual(ws.residual.as_ref(), rho, cfg.par)?;
+            let nu_n = Scalar::to_f64(*nu0) + Scalar::to_f64(stats.n_tilde());
+            check_dof(cfg.layer, nu_n, q)?;
+            // D = M_N - M_0, G = Lambda_0 D.
+            fit_shape(&mut ws.diff, p, q);
+            fit_shape(&mut ws.scaled, p, q);
+            for j in 0..q {
+                for i in 0..p {
+                    ws.diff[(i, j)] = next.mean[(i, j)] - prior.mean[(i, j)];
+                }
+            }
+            if diagonal_prior {
+                for j in 0..q {
+                    for i in 0..p {
+                        ws.scaled[(i, j)] = prior.precision[(i, i)] * ws.diff[(i, j)];
+                    }
+                }
+            } else {
+                let lambda_0 = prior.precision_sym();
+                matmul(
+                    ws.scaled.as_mut(),
+                    Accum::Replace,
+                    lambda_0.as_ref(),
+                    ws.diff.as_ref(),
+                    T::one(),
+                    cfg.par,
+                );
+            }
+            let inv_dof = T::of(1.0 / (nu_n - q as f64 - 1.0));
+            let corr = stats.bias_correction();
+            let (srr, diff, scaled) = (&stats.srr, &ws.diff, &ws.scaled);
+            let layer = cfg.layer;
+            next.col_cov.refactor(
+                |mut sigma| {
+                    // Psi_N = Psi_0 + S~_rr + D^T Lambda_0 D (lower triangle), over nu_N - q - 1.
+                    for j in 0..q {
+                        for i in j..q {
+                            sigma[(i, j)] = corrected(srr[(i, j)], corr);
+                        }
+                    }
+                    triangular::matmul(
+                        sigma.as_mut(),
+                        BlockStructure::TriangularLower,
+                        Accum::Add,
+                        diff.transpose(),
+                        BlockStructure::Rectangular,
+                        scaled.as_ref(),
+                        BlockStructure::Rectangular,
+                        T::one(),
+                        cfg.par,
+                    );
+                    for j in 0..q {
+                        for i in j..q {
+                            sigma[(i, j)] = (psi0[(i, j)] + sigma[(i, j)]) * inv_dof;
+                        }
+                    }
+                    check::finite_lower(sigma.as_ref(), || {
+                        format!("{} (learned)", FactorId::col_cov(layer))
+                    })
+                },
+                cfg.jitter,
+                cfg.par,
+            )?;
+        }
+    }
+    check::finite(next.mean.as_ref(), || "matrix-normal mean M".to_string())?;
+    std::mem::swap(post, next);
+    Ok(())
+}
+
 /// The posterior from statistics already accumulated (no update): as [`posterior_step`]
 /// without the two `stats` updates; `Learned` mode uses `S~_rr` as it is.
 pub fn posterior_from_stats<T: Scalar>(
@@ -369,5 +587,90 @@ mod tests {
             posterior_from_stats(&prior, &stats, &Default::default()),
             Err(MnError::ShapeMismatch { .. })
         ));
+    }
+
+    fn same_posterior(a: &MatrixNormal<f64>, b: &MatrixNormal<f64>) {
+        assert_eq!(a.mean, b.mean);
+        assert_eq!(a.row_precision.chol(), b.row_precision.chol());
+        assert_eq!(a.row_precision.matrix(), b.row_precision.matrix());
+        assert_eq!(a.col_cov.chol(), b.col_cov.chol());
+        assert_eq!(a.col_cov.matrix(), b.col_cov.matrix());
+    }
+
+    #[test]
+    fn in_place_step_equals_the_allocating_step_bit_for_bit() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (b, p, q) = (23, 6, 3);
+        let mut dense = crate::dense::random_spd_dominant::<f64, _>(p, &mut rng);
+        for i in 0..p {
+            dense[(i, i)] += 0.5;
+        }
+        let m0 = crate::dense::random_uniform::<f64, _>(p, q, &mut rng);
+        let diag: Vec<f64> = (0..p).map(|i| 1.0 + 0.1 * i as f64).collect();
+        let priors = [
+            Prior::isotropic(p, q, 1.5, ColCovMode::learned_isotropic(q, 5.0, 1e-3)),
+            Prior::diagonal(
+                m0.clone(),
+                &diag,
+                ColCovMode::learned_isotropic(q, 5.0, 1e-3),
+            )
+            .unwrap(),
+            Prior::diagonal(m0.clone(), &diag, ColCovMode::Fixed { s2: 0.3 }).unwrap(),
+            Prior {
+                mean: m0.clone(),
+                precision: dense,
+                col: ColCovMode::learned_isotropic(q, 5.0, 1e-3),
+            },
+        ];
+        for prior in &priors {
+            for beta in [0.0, 0.7] {
+                let mut stats_a = NaturalStats::new(p, q, beta).unwrap();
+                let mut stats_b = stats_a.clone();
+                let mut post = MatrixNormal::new(
+                    Mat::zeros(p, q),
+                    KronFactor::identity_scaled(p, 1.0, FactorId::row_precision(Some(0))),
+                    KronFactor::identity_scaled(q, 1.0, FactorId::col_cov(Some(0))),
+                )
+                .unwrap();
+                let mut ws = PosteriorWorkspace::default();
+                for _ in 0..3 {
+                    let x = crate::dense::random_uniform::<f64, _>(b, p, &mut rng);
+                    let t = crate::dense::random_uniform::<f64, _>(b, q, &mut rng);
+                    let cfg = PosteriorConfig::default();
+                    let a = posterior_step(prior, &mut stats_a, x.as_ref(), t.as_ref(), 2.0, &cfg)
+                        .unwrap();
+                    posterior_step_into(
+                        &mut post,
+                        prior,
+                        &mut stats_b,
+                        x.as_ref(),
+                        t.as_ref(),
+                        2.0,
+                        &cfg,
+                        &mut ws,
+                    )
+                    .unwrap();
+                    same_posterior(&a, &post);
+                    assert_eq!(stats_a.srr, stats_b.srr);
+                }
+                // A step that fails leaves the posterior as it was.
+                let before = post.clone();
+                let x = Mat::<f64>::zeros(b, p);
+                let t = Mat::<f64>::from_fn(b, q, |_, _| f64::NAN);
+                assert!(posterior_step_into(
+                    &mut post,
+                    prior,
+                    &mut stats_b,
+                    x.as_ref(),
+                    t.as_ref(),
+                    2.0,
+                    &PosteriorConfig::default(),
+                    &mut ws,
+                )
+                .is_err());
+                same_posterior(&before, &post);
+            }
+        }
     }
 }

@@ -57,7 +57,7 @@ fn dense_layer(
 fn kron_cov(model: &Bali<f64>, l: usize) -> Mat<f64> {
     let post = model.posterior(l);
     let lam_inv = post.row_precision.inverse(faer::Par::Seq);
-    dense::kron(post.col_cov.matrix(), lam_inv.as_ref())
+    dense::kron(post.col_cov.matrix().as_ref(), lam_inv.as_ref())
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn one_layer_network_is_exact_after_one_full_batch_iteration() {
             "{formulation:?} mean"
         );
         assert!(
-            max_rel(post.col_cov.matrix(), sigma.as_ref()) < 1e-9,
+            max_rel(post.col_cov.matrix().as_ref(), sigma.as_ref()) < 1e-9,
             "{formulation:?} Sigma"
         );
         assert!(
@@ -166,7 +166,7 @@ fn hidden_layers_exact(
             "{tag} mean"
         );
         assert!(
-            max_rel(post.col_cov.matrix(), sigma.as_ref()) < 1e-8,
+            max_rel(post.col_cov.matrix().as_ref(), sigma.as_ref()) < 1e-8,
             "{tag} Sigma"
         );
         assert!(
