@@ -572,7 +572,8 @@ fn ema_beta_zero_full_batch_is_exact_posterior() {
             posterior_step(&prior, &mut stats, pb.x.as_ref(), pb.t.as_ref(), 1.0, &cfg).unwrap();
         assert_eq!(stats.step, 4);
         assert_eq!(stats.n_tilde(), pb.x.nrows() as f64);
-        let sigma = mn.col_cov.matrix();
+        let sigma_owned = mn.col_cov.matrix();
+        let sigma = sigma_owned.as_ref();
         let (mean, cov) = dense::posterior(
             pb.lambda0.as_ref(),
             pb.m0.as_ref(),
