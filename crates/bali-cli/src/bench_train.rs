@@ -8,10 +8,11 @@
 //! | `uci` | 13-50-1 | 455 (full batch) | 455 | `beta = 0`, `rho = 1` |
 //! | `mnist` | 784-400-400-10 | 1024 | 60000 | `beta = 1 - B/N`, `rho = N/B` |
 //!
-//! Methods: `adam` (forward, Gaussian loss seed, backward, weight gradients, decay and the
-//! Adam update: exactly the work of one `MapNet::fit(x, y, 1, ..)` over the batch),
-//! `improved_kfac`, `improved_scalar` (BALI `Improved` with the `Kfac` / `Scalar`
-//! preconditioner) and `paper`, each one [`Bali::step`] at the regression defaults, and
+//! Methods: `adam` (one [`bali::map::MapNet::step`] on the batch: forward, Gaussian loss
+//! seed, backward, weight gradients, decay and the Adam update, the MAP baseline's own
+//! training step), `improved_kfac`, `improved_scalar` (BALI `Improved` with the `Kfac` /
+//! `Scalar` preconditioner) and `paper`, each one [`bali::Trainer::partial_fit`] at the
+//! regression defaults, and
 //! `improved_kfac_r10`: `improved_kfac` with `refresh_every = 10` (curvature amortized over
 //! ten steps; not the default).
 //!
@@ -29,13 +30,11 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::Instant;
 
-use bali_autodiff::{loss_and_seed, Adam, Loss, Mlp};
-
 use crate::bench_kron::median;
-use bali_kernels::{Activation, ParPolicy, Scalar};
+use bali_kernels::{Activation, Scalar};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, ValueEnum};
-use faer::{Mat, MatRef};
+use faer::Mat;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -44,9 +43,8 @@ use serde::Serialize;
 use crate::bench_kron::Dtype;
 use crate::CliError;
 use bali::config::{BaliConfig, Formulation, Preconditioner};
-use bali::error::BaliError;
 use bali::map::MapConfig;
-use bali::train::Bali;
+use bali::Learner;
 
 /// A network and batch shape to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -156,23 +154,30 @@ impl Method {
         }
     }
 
-    /// The BALI configuration of this method (regression defaults), `None` for Adam.
-    pub fn bali_config(self, case: TrainCase, threads: usize, seed: u64) -> Option<BaliConfig> {
+    /// The library method behind this benchmark row (BALI at the regression defaults, or
+    /// the MAP network's Adam at its defaults), with `threads` for the kernels.
+    pub fn method(self, case: TrainCase, threads: usize) -> bali::Method {
+        let batch = case.batch();
+        let batch_size = (batch < case.n_train()).then_some(batch);
         let (formulation, preconditioner) = match self {
-            Method::Adam => return None,
+            Method::Adam => {
+                return bali::Method::Map(MapConfig {
+                    batch_size,
+                    threads,
+                    ..MapConfig::default()
+                })
+            }
             Method::ImprovedKfac | Method::ImprovedKfacRefresh10 => {
                 (Formulation::Improved, Preconditioner::Kfac)
             }
             Method::ImprovedScalar => (Formulation::Improved, Preconditioner::Scalar),
             Method::Paper => (Formulation::Paper, Preconditioner::Kfac),
         };
-        let batch = case.batch();
-        Some(BaliConfig {
+        bali::Method::Bali(BaliConfig {
             formulation,
             preconditioner,
-            batch_size: (batch < case.n_train()).then_some(batch),
+            batch_size,
             activation: Activation::Relu,
-            seed,
             threads,
             refresh_every: self.refresh_every(),
             ..BaliConfig::default()
@@ -359,117 +364,6 @@ fn standardized(mut m: Mat<f64>) -> Mat<f64> {
     m
 }
 
-/// One Adam step of the MAP baseline on a fixed batch, with the kernels' parallelism chosen
-/// by the same [`ParPolicy`] as BALI's: forward, `d ell / dF` of the Gaussian loss
-/// (`sigma^2 = 1`), backward, `dW_l = X_l^T G_l`, `dW / B + wd W` (bias rows not decayed),
-/// [`Adam::step`]. With one thread this is, operation for operation, one iteration of
-/// `MapNet::fit` with the batch as its full batch.
-#[derive(Clone, Debug)]
-pub struct AdamStep<T> {
-    mlp: Mlp,
-    weights: Vec<Mat<T>>,
-    adam: Adam<T>,
-    weight_decay: T,
-    policy: ParPolicy,
-}
-
-impl<T: Scalar> AdamStep<T> {
-    /// A fresh network with widths `dims`, initialised as `MapNet::new(dims, config)` does.
-    pub fn new(dims: Vec<usize>, config: &MapConfig, threads: usize) -> bali::Result<Self> {
-        let mlp = Mlp::new(dims, config.activation)?;
-        let mut rng = StdRng::seed_from_u64(config.seed);
-        let weights: Vec<Mat<T>> = mlp.init_weights(&mut rng);
-        let adam = Adam::new(T::of(config.lr), T::zero(), &mlp.layer_shapes());
-        Ok(AdamStep {
-            mlp,
-            weights,
-            adam,
-            weight_decay: T::of(config.weight_decay),
-            policy: ParPolicy::with_threads(threads),
-        })
-    }
-
-    /// Current weights (p_l x q_l, bias last row).
-    pub fn weights(&self) -> &[Mat<T>] {
-        &self.weights
-    }
-
-    /// One Adam step on the batch `(x, y)`; returns the loss `ell` before the step.
-    pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> bali::Result<T> {
-        let b = x.nrows();
-        let flops: f64 = self
-            .mlp
-            .layer_shapes()
-            .iter()
-            .map(|&(p, q)| 2.0 * (b * p * q) as f64)
-            .sum();
-        let par = self.policy.par(flops);
-        let trace = self.mlp.forward(&self.weights, x, par)?;
-        let loss = Loss::Gaussian {
-            y,
-            sigma2: T::one(),
-        };
-        let (value, seed) = loss_and_seed(&loss, trace.output())?;
-        if !value.is_finite() {
-            return Err(BaliError::NonFinite {
-                what: "Adam benchmark loss (diverged)",
-                layer: None,
-                step: self.adam.steps(),
-            });
-        }
-        let gs = self
-            .mlp
-            .backward(&self.weights, &trace, seed.as_ref(), par)?;
-        let mut grads = self.mlp.weight_grads(&trace, &gs, par)?;
-        let inv_b = T::one() / T::of(b as f64);
-        let wd = self.weight_decay;
-        for (g, w) in grads.iter_mut().zip(&self.weights) {
-            let p = w.nrows();
-            for j in 0..w.ncols() {
-                for i in 0..p {
-                    let decay = if i + 1 < p { wd * w[(i, j)] } else { T::zero() };
-                    g[(i, j)] = g[(i, j)] * inv_b + decay;
-                }
-            }
-        }
-        self.adam.step(&mut self.weights, &grads)?;
-        Ok(value)
-    }
-}
-
-/// A method's trainer.
-enum Runner<T> {
-    Adam(AdamStep<T>),
-    Bali(Box<Bali<T>>),
-}
-
-impl<T: Scalar> Runner<T> {
-    fn new(method: Method, case: TrainCase, threads: usize, seed: u64) -> Result<Self, CliError> {
-        Ok(match method.bali_config(case, threads, seed) {
-            None => {
-                let config = MapConfig {
-                    seed,
-                    ..MapConfig::default()
-                };
-                Runner::Adam(AdamStep::new(case.dims(), &config, threads)?)
-            }
-            Some(config) => Runner::Bali(Box::new(Bali::new(case.dims(), config, case.n_train())?)),
-        })
-    }
-
-    fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<(), CliError> {
-        match self {
-            Runner::Adam(a) => {
-                black_box(a.step(x, y)?);
-            }
-            Runner::Bali(b) => {
-                black_box(b.step(x, y)?);
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Rounds of blocks in [`time_case`].
 const ROUNDS: usize = 3;
 
@@ -493,8 +387,11 @@ pub fn time_case<T: Scalar>(
     let (x, y) = case_data::<T>(case, seed);
     let mut runners = methods
         .iter()
-        .map(|&m| Runner::<T>::new(m, case, threads, seed))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|&m| {
+            m.method(case, threads)
+                .build::<T>(&case.dims(), case.n_train(), seed)
+        })
+        .collect::<Result<Vec<Learner<T>>, _>>()?;
     let repeats = repeats.max(1);
     let rounds = repeats.min(ROUNDS);
     let mut samples = vec![Vec::with_capacity(repeats); runners.len()];
@@ -508,8 +405,9 @@ pub fn time_case<T: Scalar>(
             }
             for _ in 0..timed {
                 let start = Instant::now();
-                runner.step(x.as_ref(), y.as_ref())?;
+                runner.step(black_box(x.as_ref()), y.as_ref())?;
                 times.push(start.elapsed().as_secs_f64());
+                black_box(&runner);
             }
         }
     }
@@ -690,21 +588,27 @@ mod tests {
         assert_eq!(TrainCase::Uci.batch(), TrainCase::Uci.n_train());
         assert_eq!(TrainCase::Mnist.dims(), vec![784, 400, 400, 10]);
         assert_eq!(TrainCase::Mnist.batch(), 1024);
-        let cfg = Method::ImprovedKfac
-            .bali_config(TrainCase::Mnist, 1, 0)
-            .expect("bali method");
+        let bali_config = |m: Method, case| match m.method(case, 1) {
+            bali::Method::Bali(c) => c,
+            other => panic!("expected a BALI method, got {other:?}"),
+        };
+        let cfg = bali_config(Method::ImprovedKfac, TrainCase::Mnist);
         assert_eq!(cfg.batch_size, Some(1024));
         assert!((cfg.beta_for(60_000, 1024) - (1.0 - 1024.0 / 60_000.0)).abs() < 1e-15);
-        let cfg = Method::Paper
-            .bali_config(TrainCase::Uci, 1, 0)
-            .expect("bali method");
+        let cfg = bali_config(Method::Paper, TrainCase::Uci);
         assert_eq!(cfg.formulation, Formulation::Paper);
         assert_eq!(cfg.batch_size, None);
         assert_eq!(cfg.beta_for(455, 455), 0.0);
         // method_flops counts the learned-Sigma terms: the defaults must learn Sigma.
         assert!(matches!(cfg.hidden_sigma, SigmaSpec::Learned { .. }));
         assert!(matches!(cfg.output_sigma, SigmaSpec::Learned { .. }));
-        assert!(Method::Adam.bali_config(TrainCase::Uci, 1, 0).is_none());
+        assert!(matches!(
+            Method::Adam.method(TrainCase::Uci, 1),
+            bali::Method::Map(MapConfig {
+                batch_size: None,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -792,19 +696,24 @@ mod tests {
     #[test]
     fn adam_step_is_one_map_iteration() {
         let (x, y) = case_data::<f64>(TrainCase::Uci, 4);
-        let config = MapConfig {
-            seed: 4,
-            ..MapConfig::default()
+        let method = Method::Adam.method(TrainCase::Uci, 1);
+        let mut ours = method
+            .build::<f64>(&TrainCase::Uci.dims(), 455, 4)
+            .expect("valid");
+        let bali::Method::Map(config) = method else {
+            panic!("Adam is the MAP method")
         };
-        let mut ours = AdamStep::<f64>::new(vec![13, 50, 1], &config, 1).expect("valid");
-        let mut map = MapNet::<f64>::new(vec![13, 50, 1], config).expect("valid");
-        assert_eq!(ours.weights(), map.weights());
+        let mut map = MapNet::<f64>::new(vec![13, 50, 1], config, 4).expect("valid");
         for _ in 0..3 {
             ours.step(x.as_ref(), y.as_ref()).expect("finite");
             map.fit(x.as_ref(), y.as_ref(), 1, |_| ControlFlow::Continue(()))
                 .expect("finite");
         }
+        let bali::Learner::Map(ours) = ours else {
+            panic!("Adam builds a MAP network")
+        };
         assert_eq!(ours.weights(), map.weights());
+        assert_eq!(ours.steps(), 3);
     }
 
     #[test]

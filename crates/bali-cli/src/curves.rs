@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::uci::{method_grid, UciMethod};
 use bali::data::{Standardizer, UciDataset};
 use bali::experiment::{select_iterations, ProtocolOptions};
+use bali::{Overrides, Preset};
 
 /// `bali curves --dataset NAME --out FILE.png ...`
 #[derive(Debug, Clone, Args)]
@@ -52,17 +52,18 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
     let x_test = xs.transform(sd.x_test.as_ref());
     let y_test = ys.transform(sd.y_test.as_ref());
     let log_scale = ys.y_scale().ln();
-    let batch = (x_train.nrows() > 3000).then_some(1000);
     let dims = vec![ds.n_features(), ds.n_hidden, 1];
     let mut series = Vec::new();
-    for method in [UciMethod::Bali, UciMethod::BaliPaper, UciMethod::Map] {
-        let batch = if method == UciMethod::Map {
-            batch.map(|_| 128)
-        } else {
-            batch
+    for method in Preset::ALL {
+        let batch = method.batch_size(x_train.nrows());
+        let Some(m) = method
+            .grid(batch, false, &Overrides::default())
+            .into_iter()
+            .next()
+        else {
+            unreachable!("a preset without search has its default point")
         };
-        let m = method_grid(method, batch, false).remove(0);
-        let max_iterations = if method == UciMethod::Map {
+        let max_iterations = if method == Preset::Map {
             5 * args.max_iterations
         } else {
             args.max_iterations

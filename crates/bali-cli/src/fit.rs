@@ -12,7 +12,7 @@ use faer::MatRef;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::embedded::wine_quality;
-use crate::uci::{method_grid, UciMethod};
+use crate::options::TrainArgs;
 use bali::data::{load_csv, split_rows, train_valid_carve, Dataset, Standardizer};
 use bali::experiment::{run_split, ProtocolOptions, Split};
 use bali::metrics;
@@ -23,18 +23,15 @@ pub struct FitArgs {
     /// CSV file with a header line (default: the embedded red-wine-quality data).
     #[arg(long, requires = "target")]
     pub csv: Option<PathBuf>,
-    /// Target column of the CSV file (name or 0-based index).
-    #[arg(long)]
+    /// Target column of the CSV file (name or 0-based index; needs `--csv`).
+    #[arg(long, requires = "csv")]
     pub target: Option<String>,
-    /// Training method.
-    #[arg(long, value_enum, default_value_t = UciMethod::Bali)]
-    pub method: UciMethod,
-    /// Ensemble members K.
-    #[arg(long, default_value_t = 5)]
-    pub members: usize,
-    /// Hidden units of the one-hidden-layer network.
-    #[arg(long, default_value_t = 50)]
-    pub hidden: usize,
+    /// Method and training options (`--hidden` default: 50).
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Ensemble members K (default 5 for BALI, 1 for map).
+    #[arg(long)]
+    pub members: Option<usize>,
     /// Fraction of the rows held out as the test set.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
@@ -64,9 +61,11 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
             reason: "must lie strictly between 0 and 1",
         });
     }
-    if args.members == 0 || args.hidden == 0 || args.samples == 0 || args.max_iterations == 0 {
+    let preset = args.train.preset()?;
+    let members = args.members.unwrap_or(preset.default_members());
+    if members == 0 || args.samples == 0 || args.max_iterations == 0 {
         return Err(crate::CliError::InvalidOption {
-            name: "members/hidden/samples/max-iterations",
+            name: "members/samples/max-iterations",
             value: "0".into(),
             reason: "must be >= 1",
         });
@@ -111,10 +110,11 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         test: (x_test.as_ref(), y_test.as_ref()),
         y_scale: ys.y_scale(),
     };
-    let batch = (train_idx.len() > 3000).then_some(1000);
-    let grid = method_grid(args.method, batch, batch.is_none());
+    let batch = args.train.batch(preset, train_idx.len());
+    let grid = preset.grid(batch, batch.is_none(), &args.train.overrides());
+    let dims = args.train.dims(data.n_features(), 50);
     let options = ProtocolOptions {
-        members: args.members,
+        members,
         samples: args.samples,
         max_iterations: args.max_iterations,
         seed: args.seed,
@@ -122,13 +122,12 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
     };
     writeln!(
         out,
-        "training {} on {} rows ({} held out for testing): {} network(s) {}-{}-1, {} option set(s) chosen on a 80/20 carve of the training rows",
-        args.method.name(),
+        "training {} on {} rows ({} held out for testing): {} network(s) {}, {} option set(s) chosen on a 80/20 carve of the training rows",
+        preset.name(),
         train_idx.len(),
         test_idx.len(),
-        args.members,
-        data.n_features(),
-        args.hidden,
+        members,
+        TrainArgs::dims_label(&dims),
         grid.len()
     )?;
     let bar = if args.quiet {
@@ -156,7 +155,6 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let dims = vec![data.n_features(), args.hidden, 1];
     let result = run_split(&grid, &dims, &split, &options, Some(&report))?;
     bar.finish_and_clear();
     let refs: Vec<MatRef<'_, f64>> = result.test_samples.iter().map(|s| s.as_ref()).collect();
@@ -205,7 +203,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         &format!(
             "{}: {} on the test rows (90% predictive intervals)",
             data.target_name,
-            args.method.name()
+            preset.name()
         ),
     )?;
     let (levels, observed) = metrics::calibration_curve(&refs, result.sigma2, y_test.as_ref());

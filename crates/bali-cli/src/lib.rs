@@ -16,6 +16,7 @@ pub mod bench_train;
 pub mod curves;
 pub mod embedded;
 pub mod fit;
+pub mod options;
 pub mod plot;
 pub mod uci;
 pub mod verify;

@@ -91,6 +91,13 @@ fn zero_strict_upper<T: Scalar>(mut a: MatMut<'_, T>) {
 /// Bytes of scratch kept on the stack (faer needs `n` scalars plus alignment).
 const STACK_SCRATCH_BYTES: usize = 4096;
 
+thread_local! {
+    /// Scratch for factorizations whose faer scratch exceeds [`STACK_SCRATCH_BYTES`], with
+    /// its size in bytes.
+    static SCRATCH: std::cell::RefCell<Option<(usize, MemBuffer)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Cholesky factorization in place: on success `a` holds `L` with `A = L L^T`, positive
 /// diagonal and exact zeros in the strict upper triangle. Only the lower triangle of `A` is
 /// read.
@@ -123,8 +130,29 @@ pub fn cholesky_lower_in_place<T: Scalar>(
         let mut buf = [MaybeUninit::<u8>::uninit(); STACK_SCRATCH_BYTES];
         factor_with(a.rb_mut(), par, params, MemStack::new(&mut buf))
     } else {
-        let mut mem = MemBuffer::new(req);
-        factor_with(a.rb_mut(), par, params, MemStack::new(&mut mem))
+        // Larger scratch: a per-thread buffer kept between calls, so that repeated
+        // factorizations (a training loop) allocate only when a larger one is first needed.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut mem) => {
+                if mem
+                    .as_ref()
+                    .is_none_or(|(bytes, _)| *bytes < req.unaligned_bytes_required())
+                {
+                    *mem = Some((req.unaligned_bytes_required(), MemBuffer::new(req)));
+                }
+                match mem.as_mut() {
+                    Some((_, buffer)) => {
+                        factor_with(a.rb_mut(), par, params, MemStack::new(buffer))
+                    }
+                    None => unreachable!("the scratch buffer was just set"),
+                }
+            }
+            // Re-entered on this thread (not expected): a buffer of its own.
+            Err(_) => {
+                let mut mem = MemBuffer::new(req);
+                factor_with(a.rb_mut(), par, params, MemStack::new(&mut mem))
+            }
+        })
     };
     match result {
         // faer's unblocked SIMD kernel leaves scratch values above the diagonal; the caller's

@@ -82,25 +82,37 @@ pub(crate) fn syrk_lower_tall<T: Scalar>(mut s: MatMut<'_, T>, x: MatRef<'_, T>,
             }
         }
     }
-    let cols: Vec<&[T]> = (0..p)
-        .map(|j| {
-            x.col(j)
-                .try_as_col_major()
-                .expect("syrk_lower_tall: X must have row stride 1")
-                .as_slice()
-        })
-        .collect();
+    // No allocation: the column slices and the packed panel live on the stack.
+    assert!(p <= MAX_P, "syrk_lower_tall: p = {p} > {MAX_P}");
+    let mut cols: [&[T]; MAX_P] = [&[]; MAX_P];
+    for (j, col) in cols.iter_mut().enumerate().take(p) {
+        *col = x
+            .col(j)
+            .try_as_col_major()
+            .expect("syrk_lower_tall: X must have row stride 1")
+            .as_slice();
+    }
     if b > 0 {
-        let mut panel = vec![T::zero(); NJ * chunk_rows::<T>().min(b)];
+        let mut buf = PanelBuffer([0; NJ * CHUNK_BYTES]);
+        let len = NJ * chunk_rows::<T>().min(b);
+        assert!(len * core::mem::size_of::<T>() <= NJ * CHUNK_BYTES);
+        // SAFETY: `Scalar` is sealed to f32 and f64, for which all-zero bytes are 0.0; the
+        // buffer is 64-byte aligned (more than either needs) and holds `len` values (checked
+        // above); it is borrowed mutably here only.
+        let panel = unsafe { core::slice::from_raw_parts_mut(buf.0.as_mut_ptr().cast::<T>(), len) };
         pulp::Arch::new().dispatch(Kernel {
-            cols: &cols,
+            cols: &cols[..p],
             stride_bytes: x.col_stride().unsigned_abs() * core::mem::size_of::<T>(),
-            panel: &mut panel,
+            panel,
             s,
             c,
         });
     }
 }
+
+/// Stack storage of the packed panel: `NJ` columns of [`CHUNK_BYTES`], cache-line aligned.
+#[repr(C, align(64))]
+struct PanelBuffer([u8; NJ * CHUNK_BYTES]);
 
 /// `S += c X^T X` on the lower triangle, `X` given by its columns.
 struct Kernel<'a, 'x, 's, T> {

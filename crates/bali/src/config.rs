@@ -1,7 +1,11 @@
-//! Options of the BALI training loop (ALGORITHM.md section 5).
+//! Options of the BALI training loop (ALGORITHM.md section 5): the one library type that
+//! holds them ([`BaliConfig`]), with its validation. Frontends map their flags onto it; the
+//! seed is not an option of the method but an argument of [`crate::train::Trainer::new`].
 
 use bali_kernels::Activation;
 use bali_mn::JitterPolicy;
+
+use crate::likelihood::Likelihood;
 
 /// Which pseudo-target formulation to run (ALGORITHM.md section 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -60,14 +64,6 @@ pub enum SigmaSpec {
     Learned { nu0_extra: f64, s0_sq: f64 },
 }
 
-/// The output layer's likelihood.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Task {
-    /// Gaussian regression, `p(y|f) = N(y; f, sigma^2 I)`.
-    #[default]
-    Regression,
-}
-
 /// Every option of ALGORITHM.md section 5. `Default` gives the regression defaults of 3.2.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BaliConfig {
@@ -100,8 +96,6 @@ pub struct BaliConfig {
     pub batch_size: Option<usize>,
     /// Hidden activation.
     pub activation: Activation,
-    /// Seed of initialisation, batch order and sampling.
-    pub seed: u64,
     /// Threads available to the dense kernels (parallelism is chosen by problem size).
     pub threads: usize,
     /// Refresh the curvature of the `Improved` hidden layers every `k` steps (1: every step,
@@ -113,8 +107,8 @@ pub struct BaliConfig {
     pub refresh_every: usize,
     /// Jitter retry allowed when a factor is not positive definite (reported, never hidden).
     pub jitter: JitterPolicy,
-    /// Likelihood of the output layer.
-    pub task: Task,
+    /// Likelihood of the network output.
+    pub likelihood: Likelihood,
 }
 
 impl Default for BaliConfig {
@@ -140,11 +134,10 @@ impl Default for BaliConfig {
             },
             batch_size: None,
             activation: Activation::Relu,
-            seed: 0,
             threads: 1,
             refresh_every: 1,
             jitter: JitterPolicy::NONE,
-            task: Task::Regression,
+            likelihood: Likelihood::Gaussian,
         }
     }
 }

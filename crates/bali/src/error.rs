@@ -25,15 +25,47 @@ pub enum BaliError {
         /// Why it is rejected.
         reason: &'static str,
     },
-    /// Inputs whose shapes do not fit the network.
-    #[error("{what}: expected {expected}, got {got}")]
+    /// A matrix whose shape does not fit the network (rows x columns).
+    #[error("{what}: expected {} x {}, got {} x {}", expected.0, expected.1, got.0, got.1)]
     Shape {
         /// Which input.
         what: &'static str,
-        /// Expected shape.
-        expected: String,
-        /// Actual shape.
-        got: String,
+        /// Expected `(rows, columns)`.
+        expected: (usize, usize),
+        /// Actual `(rows, columns)`.
+        got: (usize, usize),
+    },
+    /// A layer posterior whose shape does not fit the architecture.
+    #[error("layer {layer}: posterior is {} x {}, the architecture needs {} x {}", got.0, got.1, expected.0, expected.1)]
+    LayerShape {
+        /// Layer index.
+        layer: usize,
+        /// `(p_l, q_l)` of the architecture.
+        expected: (usize, usize),
+        /// `(p, q)` given.
+        got: (usize, usize),
+    },
+    /// A different number of layer posteriors than the architecture has layers.
+    #[error("{got} layer posteriors for an architecture of {expected} layers")]
+    LayerCount {
+        /// Layers of the architecture.
+        expected: usize,
+        /// Posteriors given.
+        got: usize,
+    },
+    /// A call that needs something the model does not have yet.
+    #[error("not fitted: the model has no {what}")]
+    NotFitted {
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A combination of options that this version does not implement.
+    #[error("{what} needs {needs}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// What it needs.
+        needs: &'static str,
     },
     /// A non-finite value appeared where it must not (divergence or bad input).
     #[error("non-finite value in {what} (layer {layer:?}, step {step})")]
@@ -44,14 +76,6 @@ pub enum BaliError {
         layer: Option<usize>,
         /// Training step at which it was found.
         step: u64,
-    },
-    /// Output files (plots, JSON).
-    #[error("{path}: {message}")]
-    Output {
-        /// File that could not be written.
-        path: String,
-        /// Why.
-        message: String,
     },
 }
 

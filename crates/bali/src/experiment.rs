@@ -2,119 +2,16 @@
 //! choose options, iterations and the predictive noise on a validation carve of the training
 //! split only, retrain on the whole training split, evaluate on the test split.
 
-use std::ops::ControlFlow;
 use std::time::Instant;
 
 use faer::{Mat, MatRef};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::config::BaliConfig;
 use crate::error::{BaliError, Result};
-use crate::map::{MapConfig, MapNet};
+use crate::method::Learner;
+pub use crate::method::Method;
 use crate::metrics;
-use crate::predict::PredictMode;
-use crate::train::Bali;
-
-/// A training method with its options.
-#[derive(Clone, Debug)]
-pub enum Method {
-    /// BALI (either formulation).
-    Bali(BaliConfig),
-    /// The MAP network trained by Adam.
-    Map(MapConfig),
-}
-
-impl Method {
-    fn with_seed(&self, seed: u64) -> Method {
-        match self {
-            Method::Bali(c) => Method::Bali(BaliConfig { seed, ..c.clone() }),
-            Method::Map(c) => Method::Map(MapConfig { seed, ..c.clone() }),
-        }
-    }
-
-    fn build(&self, dims: &[usize], n: usize) -> Result<Member> {
-        Ok(match self {
-            Method::Bali(c) => Member::Bali(Box::new(Bali::new(dims.to_vec(), c.clone(), n)?)),
-            Method::Map(c) => Member::Map(Box::new(MapNet::new(dims.to_vec(), c.clone())?)),
-        })
-    }
-
-    /// Short description of the options (for logs and JSON).
-    pub fn label(&self) -> String {
-        match self {
-            Method::Bali(c) => format!(
-                "{:?}/{:?} alpha={} gamma={} wd={} batch={}",
-                c.formulation,
-                c.preconditioner,
-                c.hidden_alpha(),
-                c.gamma,
-                c.wd,
-                c.batch_size.map_or("full".to_string(), |b| b.to_string())
-            ),
-            Method::Map(c) => format!(
-                "Adam lr={} wd={} batch={}",
-                c.lr,
-                c.weight_decay,
-                c.batch_size.map_or("full".to_string(), |b| b.to_string())
-            ),
-        }
-    }
-}
-
-/// One trained network of an ensemble.
-#[derive(Clone, Debug)]
-enum Member {
-    Bali(Box<Bali<f64>>),
-    Map(Box<MapNet<f64>>),
-}
-
-impl Member {
-    fn steps(&self) -> u64 {
-        match self {
-            Member::Bali(m) => m.steps(),
-            Member::Map(m) => m.steps(),
-        }
-    }
-
-    /// Trains until `target` steps are done.
-    fn advance_to(&mut self, x: MatRef<'_, f64>, y: MatRef<'_, f64>, target: u64) -> Result<()> {
-        let todo = target.saturating_sub(self.steps()) as usize;
-        if todo == 0 {
-            return Ok(());
-        }
-        match self {
-            Member::Bali(m) => m.fit(x, y, todo, |_, _| ControlFlow::Continue(())),
-            Member::Map(m) => m.fit(x, y, todo, |_| ControlFlow::Continue(())),
-        }
-    }
-
-    /// The output layer's learned noise variance `Sigma_L` (1 x 1) of a full-batch BALI
-    /// member: there `Sigma_L` is the exact posterior mean given the current residuals. With
-    /// mini-batches the residual scatter is an EMA over about an epoch of older means, larger
-    /// than the current residuals, so it is no floor for the noise (None, as for MAP).
-    fn learned_noise(&self) -> Option<f64> {
-        match self {
-            Member::Bali(m) if m.batch_size() >= m.n_train() => {
-                let out = m.mlp().num_layers() - 1;
-                let sigma = m.posterior(out).col_cov.matrix();
-                (sigma.nrows() == 1).then(|| sigma[(0, 0)])
-            }
-            Member::Bali(_) | Member::Map(_) => None,
-        }
-    }
-
-    fn samples(&self, x: MatRef<'_, f64>, s: usize, seed: u64) -> Result<Vec<Mat<f64>>> {
-        match self {
-            Member::Bali(m) => {
-                let mut rng = StdRng::seed_from_u64(seed);
-                m.predict_samples(x, s, PredictMode::Weights, &mut rng)
-            }
-            Member::Map(m) => Ok(vec![m.predict(x)?]),
-        }
-    }
-}
+use crate::predict::{Ensemble, PredictMode};
 
 /// Progress report: phase name, iterations done, iterations planned.
 pub type Progress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
@@ -212,56 +109,49 @@ pub fn calibrate_sigma2_above(samples: &[Mat<f64>], y: MatRef<'_, f64>, floor: f
     (log_s2.exp(), ll)
 }
 
-struct Ensemble64 {
-    members: Vec<Member>,
+/// The protocol's ensemble of K members of one method (seeded as [`Ensemble`] says).
+fn new_ensemble(
+    method: &Method,
+    dims: &[usize],
+    n: usize,
+    k: usize,
+    seed: u64,
+) -> Result<Ensemble<Learner<f64>>> {
+    let members = (0..k)
+        .map(|m| method.build(dims, n, Ensemble::<Learner<f64>>::init_seed(seed, m)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Ensemble { members })
 }
 
-impl Ensemble64 {
-    fn new(method: &Method, dims: &[usize], n: usize, k: usize, seed: u64) -> Result<Self> {
-        let members = (0..k)
-            .map(|m| method.with_seed(seed + m as u64).build(dims, n))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Ensemble64 { members })
-    }
-
-    fn advance_to(
-        &mut self,
-        x: MatRef<'_, f64>,
-        y: MatRef<'_, f64>,
-        target: u64,
-        threads: usize,
-    ) -> Result<()> {
-        if threads > 1 && self.members.len() > 1 {
-            self.members
-                .par_iter_mut()
-                .map(|m| m.advance_to(x, y, target))
-                .collect::<Result<Vec<()>>>()?;
-        } else {
-            for m in &mut self.members {
-                m.advance_to(x, y, target)?;
-            }
+/// Trains every member until `target` steps are done (side by side when `threads > 1`).
+fn advance_to(
+    ens: &mut Ensemble<Learner<f64>>,
+    x: MatRef<'_, f64>,
+    y: MatRef<'_, f64>,
+    target: u64,
+    threads: usize,
+) -> Result<()> {
+    if threads > 1 && ens.members.len() > 1 {
+        ens.members
+            .par_iter_mut()
+            .map(|m| m.advance_to(x, y, target))
+            .collect::<Result<Vec<()>>>()?;
+    } else {
+        for m in &mut ens.members {
+            m.advance_to(x, y, target)?;
         }
-        Ok(())
     }
+    Ok(())
+}
 
-    /// Mean learned output noise `Sigma_L` over the BALI members (None for MAP).
-    fn learned_noise(&self) -> Option<f64> {
-        let v: Vec<f64> = self
-            .members
-            .iter()
-            .filter_map(Member::learned_noise)
-            .collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    }
-
-    fn samples(&self, x: MatRef<'_, f64>, s: usize, seed: u64) -> Result<Vec<Mat<f64>>> {
-        let per = s.div_ceil(self.members.len().max(1)).max(1);
-        let mut all = Vec::new();
-        for (m, member) in self.members.iter().enumerate() {
-            all.extend(member.samples(x, per, seed.wrapping_add(1000 * m as u64 + 17))?);
-        }
-        Ok(all)
-    }
+/// Mean learned output noise `Sigma_L` over the full-batch BALI members (None otherwise).
+fn learned_noise(ens: &Ensemble<Learner<f64>>) -> Option<f64> {
+    let v: Vec<f64> = ens
+        .members
+        .iter()
+        .filter_map(Learner::learned_noise)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// Trains `options.members` networks on `(x_train, y_train)` and evaluates the mixture on
@@ -278,12 +168,12 @@ pub fn select_iterations(
 ) -> Result<Selection> {
     let (x, y) = train;
     let (xv, yv) = valid;
-    let mut ens = Ensemble64::new(method, dims, x.nrows(), members, options.seed)?;
+    let mut ens = new_ensemble(method, dims, x.nrows(), members, options.seed)?;
     let mut curve: Vec<Checkpoint> = Vec::new();
     let mut best: Option<Checkpoint> = None;
     let mut since_best = 0;
     for c in checkpoints(options.max_iterations) {
-        match ens.advance_to(x, y, c as u64, options.threads) {
+        match advance_to(&mut ens, x, y, c as u64, options.threads) {
             Ok(()) => {}
             // A diverged run ends the search; the best checkpoint so far stands.
             Err(BaliError::NonFinite { .. }) | Err(BaliError::Algebra(_)) if best.is_some() => {
@@ -291,11 +181,16 @@ pub fn select_iterations(
             }
             Err(e) => return Err(e),
         }
-        let samples = ens.samples(xv, options.samples, options.seed ^ 0xA5A5)?;
+        let samples = ens.predict_samples(
+            xv,
+            options.samples,
+            PredictMode::Weights,
+            options.seed ^ 0xA5A5,
+        )?;
         // Full-batch BALI: the predictive noise is searched at or above the output layer's
         // learned Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise
         // level an order of magnitude below the network's own residual variance (yacht).
-        let floor = ens.learned_noise().unwrap_or(0.0);
+        let floor = learned_noise(&ens).unwrap_or(0.0);
         let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
         let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
         let mean = metrics::predictive_mean(&refs);
@@ -427,28 +322,25 @@ pub fn run_split(
     }
     // Mini-batch runs keep the number of epochs when the training set grows.
     let mut iterations = selection.best.iterations;
-    if let Method::Bali(BaliConfig {
-        batch_size: Some(b),
-        ..
-    })
-    | Method::Map(MapConfig {
-        batch_size: Some(b),
-        ..
-    }) = method
-    {
-        if *b < xf.nrows() {
+    if let Some(b) = method.batch_size() {
+        if b < xf.nrows() {
             iterations = ((iterations as f64) * n as f64 / xf.nrows() as f64).round() as usize;
         }
     }
-    let mut ens = Ensemble64::new(method, dims, n, options.members, options.seed)?;
+    let mut ens = new_ensemble(method, dims, n, options.members, options.seed)?;
     for c in checkpoints(iterations) {
-        ens.advance_to(x, y, c as u64, options.threads)?;
+        advance_to(&mut ens, x, y, c as u64, options.threads)?;
         if let Some(report) = progress {
             report("training on the whole training split", c, iterations);
         }
     }
     let (xt, yt) = split.test;
-    let samples = ens.samples(xt, options.samples, options.seed ^ 0x5A5A)?;
+    let samples = ens.predict_samples(
+        xt,
+        options.samples,
+        PredictMode::Weights,
+        options.seed ^ 0x5A5A,
+    )?;
     let sigma2 = selection.best.sigma2;
     let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
     let ll = metrics::gaussian_mixture_log_lik(&refs, sigma2, yt, split.y_scale);

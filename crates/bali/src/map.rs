@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use bali_autodiff::{loss_and_seed, Adam, Loss, Mlp};
-use bali_kernels::{Activation, Scalar};
+use bali_kernels::{Activation, ParPolicy, Scalar};
 use faer::{Mat, MatRef, Par};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -23,8 +23,8 @@ pub struct MapConfig {
     pub batch_size: Option<usize>,
     /// Hidden activation.
     pub activation: Activation,
-    /// Seed of the initialisation and the batch order.
-    pub seed: u64,
+    /// Threads available to the kernels (parallelism chosen by problem size).
+    pub threads: usize,
 }
 
 impl Default for MapConfig {
@@ -34,7 +34,7 @@ impl Default for MapConfig {
             weight_decay: 1e-4,
             batch_size: None,
             activation: Activation::Relu,
-            seed: 0,
+            threads: 1,
         }
     }
 }
@@ -50,11 +50,13 @@ pub struct MapNet<T> {
     order: Vec<usize>,
     cursor: usize,
     step: u64,
+    policy: ParPolicy,
 }
 
 impl<T: Scalar> MapNet<T> {
-    /// A fresh network with layer widths `dims`.
-    pub fn new(dims: Vec<usize>, config: MapConfig) -> Result<Self> {
+    /// A fresh network with layer widths `dims`; `seed` draws the initial weights and then
+    /// the batch order.
+    pub fn new(dims: Vec<usize>, config: MapConfig, seed: u64) -> Result<Self> {
         if !(config.lr.is_finite() && config.lr > 0.0) {
             return Err(BaliError::InvalidOption {
                 name: "lr",
@@ -70,12 +72,18 @@ impl<T: Scalar> MapNet<T> {
             });
         }
         let mlp = Mlp::new(dims, config.activation)?;
-        let mut rng = StdRng::seed_from_u64(config.seed);
+        if config.threads == 0 {
+            return Err(BaliError::InvalidOption {
+                name: "threads",
+                value: "0".into(),
+                reason: "must be >= 1",
+            });
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
         let weights: Vec<Mat<T>> = mlp.init_weights(&mut rng);
-        let shapes: Vec<(usize, usize)> =
-            (0..mlp.num_layers()).map(|l| mlp.layer_shape(l)).collect();
-        let adam = Adam::new(T::of(config.lr), T::zero(), &shapes);
+        let adam = Adam::new(T::of(config.lr), T::zero(), &mlp.layer_shapes());
         Ok(MapNet {
+            policy: ParPolicy::with_threads(config.threads),
             mlp,
             config,
             weights,
@@ -109,9 +117,9 @@ impl<T: Scalar> MapNet<T> {
         let n = x.nrows();
         if n == 0 || y.nrows() != n {
             return Err(BaliError::Shape {
-                what: "training data (X, Y)",
-                expected: "the same number (>= 1) of rows".into(),
-                got: format!("{} and {} rows", x.nrows(), y.nrows()),
+                what: "training targets Y (as many rows as X, n >= 1)",
+                expected: (n.max(1), y.ncols()),
+                got: (y.nrows(), y.ncols()),
             });
         }
         let batch = self.config.batch_size.unwrap_or(n).min(n);
@@ -119,7 +127,6 @@ impl<T: Scalar> MapNet<T> {
             self.order = (0..n).collect();
             self.cursor = usize::MAX;
         }
-        let wd = T::of(self.config.weight_decay);
         for _ in 0..iterations {
             let batch_rows: (Mat<T>, Mat<T>);
             let (xs, ys) = if batch >= n {
@@ -137,40 +144,58 @@ impl<T: Scalar> MapNet<T> {
                 );
                 (batch_rows.0.as_ref(), batch_rows.1.as_ref())
             };
-            let trace = self.mlp.forward(&self.weights, xs, Par::Seq)?;
-            let loss = Loss::Gaussian {
-                y: ys,
-                sigma2: T::one(),
-            };
-            let (value, seed) = loss_and_seed(&loss, trace.output())?;
-            if !value.is_finite() {
-                return Err(BaliError::NonFinite {
-                    what: "MAP training loss (Adam diverged)",
-                    layer: None,
-                    step: self.step,
-                });
-            }
-            let gs = self
-                .mlp
-                .backward(&self.weights, &trace, seed.as_ref(), Par::Seq)?;
-            let mut grads = self.mlp.weight_grads(&trace, &gs, Par::Seq)?;
-            let inv_b = T::one() / T::of(xs.nrows() as f64);
-            for (g, w) in grads.iter_mut().zip(&self.weights) {
-                let p = w.nrows();
-                for j in 0..w.ncols() {
-                    for i in 0..p {
-                        let decay = if i + 1 < p { wd * w[(i, j)] } else { T::zero() };
-                        g[(i, j)] = g[(i, j)] * inv_b + decay;
-                    }
-                }
-            }
-            self.adam.step(&mut self.weights, &grads)?;
-            self.step += 1;
+            self.step(xs, ys)?;
             if callback(self).is_break() {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// One Adam step on the batch `(x, y)` (B rows) of the objective
+    /// `(1/B) sum_batch (y - f)^2 / 2 + wd/2 ||W||^2` (bias rows not decayed): forward,
+    /// `d ell / dF`, backward, `dW_l = X_l^T G_l`, `dW / B + wd W`, [`Adam::step`]. Returns
+    /// the loss `ell` before the step.
+    pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<T> {
+        let b = x.nrows();
+        let flops: f64 = self
+            .mlp
+            .layer_shapes()
+            .iter()
+            .map(|&(p, q)| 2.0 * (b * p * q) as f64)
+            .sum();
+        let par = self.policy.par(flops);
+        let trace = self.mlp.forward(&self.weights, x, par)?;
+        let loss = Loss::Gaussian {
+            y,
+            sigma2: T::one(),
+        };
+        let (value, seed) = loss_and_seed(&loss, trace.output())?;
+        if !value.is_finite() {
+            return Err(BaliError::NonFinite {
+                what: "MAP training loss (Adam diverged)",
+                layer: None,
+                step: self.step,
+            });
+        }
+        let gs = self
+            .mlp
+            .backward(&self.weights, &trace, seed.as_ref(), par)?;
+        let mut grads = self.mlp.weight_grads(&trace, &gs, par)?;
+        let inv_b = T::one() / T::of(b as f64);
+        let wd = T::of(self.config.weight_decay);
+        for (g, w) in grads.iter_mut().zip(&self.weights) {
+            let p = w.nrows();
+            for j in 0..w.ncols() {
+                for i in 0..p {
+                    let decay = if i + 1 < p { wd * w[(i, j)] } else { T::zero() };
+                    g[(i, j)] = g[(i, j)] * inv_b + decay;
+                }
+            }
+        }
+        self.adam.step(&mut self.weights, &grads)?;
+        self.step += 1;
+        Ok(value)
     }
 
     /// Network output `f(x)` (n x d_L).

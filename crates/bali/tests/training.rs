@@ -4,7 +4,7 @@
 
 use bali::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
 use bali::predict::PredictMode;
-use bali::train::Bali;
+use bali::train::Trainer;
 use bali_kernels::Activation;
 use bali_mn::dense;
 use faer::{Mat, MatRef};
@@ -54,7 +54,7 @@ fn dense_layer(
     (mean2, cov, sigma)
 }
 
-fn kron_cov(model: &Bali<f64>, l: usize) -> Mat<f64> {
+fn kron_cov(model: &Trainer<f64>, l: usize) -> Mat<f64> {
     let post = model.posterior(l);
     let lam_inv = post.row_precision.inverse(faer::Par::Seq);
     dense::kron(post.col_cov.matrix().as_ref(), lam_inv.as_ref())
@@ -72,8 +72,8 @@ fn one_layer_network_is_exact_after_one_full_batch_iteration() {
             lambda_out: 2.0,
             ..BaliConfig::default()
         };
-        let mut model = Bali::<f64>::new(vec![d, k], config, n).unwrap();
-        model.step(x.as_ref(), y.as_ref()).unwrap();
+        let mut model = Trainer::<f64>::new(vec![d, k], config, n, 0).unwrap();
+        model.partial_fit(x.as_ref(), y.as_ref()).unwrap();
         let xb = Mat::from_fn(n, d + 1, |i, j| if j < d { x[(i, j)] } else { 1.0 });
         let lambda0 = Mat::<f64>::identity(d + 1, d + 1) * faer::Scale(2.0);
         let m0 = Mat::<f64>::zeros(d + 1, k);
@@ -127,13 +127,13 @@ fn hidden_layers_exact(
         refresh_every,
         ..BaliConfig::default()
     };
-    let mut model = Bali::<f64>::new(dims.clone(), config, n).unwrap();
+    let mut model = Trainer::<f64>::new(dims.clone(), config, n, 0).unwrap();
     for _ in 0..3 {
-        model.step(x.as_ref(), y.as_ref()).unwrap();
+        model.partial_fit(x.as_ref(), y.as_ref()).unwrap();
     }
-    let means_before = model.means().to_vec();
+    let means_before = model.model().means().to_vec();
     model.set_recording(true);
-    model.step(x.as_ref(), y.as_ref()).unwrap();
+    model.partial_fit(x.as_ref(), y.as_ref()).unwrap();
     for l in 0..dims.len() - 1 {
         let rec = model.last_record(l).expect("recorded");
         let (p, q) = (dims[l] + 1, dims[l + 1]);
@@ -208,29 +208,40 @@ fn curvature_refresh_amortizes_between_refresh_steps_only() {
             refresh_every,
             ..BaliConfig::default()
         };
-        Bali::<f64>::new(vec![3, 6, 5, 1], config, n).unwrap()
+        Trainer::<f64>::new(vec![3, 6, 5, 1], config, n, 0).unwrap()
     };
     let (mut every, mut amortized) = (model(1), model(3));
     // Steps 0 (both refresh) agree bit for bit; step 1 refreshes only with k = 1.
-    every.step(x.as_ref(), y.as_ref()).unwrap();
-    amortized.step(x.as_ref(), y.as_ref()).unwrap();
-    assert!(every.means() == amortized.means(), "first step differs");
-    every.step(x.as_ref(), y.as_ref()).unwrap();
-    amortized.step(x.as_ref(), y.as_ref()).unwrap();
+    every.partial_fit(x.as_ref(), y.as_ref()).unwrap();
+    amortized.partial_fit(x.as_ref(), y.as_ref()).unwrap();
     assert!(
-        every.means()[..2] != amortized.means()[..2],
+        every.model().means() == amortized.model().means(),
+        "first step differs"
+    );
+    every.partial_fit(x.as_ref(), y.as_ref()).unwrap();
+    amortized.partial_fit(x.as_ref(), y.as_ref()).unwrap();
+    assert!(
+        every.model().means()[..2] != amortized.model().means()[..2],
         "refresh_every = 3 had no effect on the hidden layers at step 1"
     );
     // Deterministic: two amortized runs agree, and training still reduces the loss.
     let mut losses = Vec::new();
     for _ in 0..30 {
-        losses.push(amortized.step(x.as_ref(), y.as_ref()).unwrap().batch_loss);
+        losses.push(
+            amortized
+                .partial_fit(x.as_ref(), y.as_ref())
+                .unwrap()
+                .batch_loss,
+        );
     }
     let mut replay = model(3);
     for _ in 0..32 {
-        replay.step(x.as_ref(), y.as_ref()).unwrap();
+        replay.partial_fit(x.as_ref(), y.as_ref()).unwrap();
     }
-    assert!(replay.means() == amortized.means(), "amortized runs differ");
+    assert!(
+        replay.model().means() == amortized.model().means(),
+        "amortized runs differ"
+    );
     assert!(
         losses[losses.len() - 1] < 0.5 * losses[0],
         "loss {} -> {}",
@@ -260,7 +271,7 @@ fn predictive_spread_is_larger_in_the_gap_than_at_the_data() {
     let mut rng = StdRng::seed_from_u64(3);
     let (x, y) = gap_data(&mut rng);
     let n = x.nrows();
-    let mut model = Bali::<f64>::new(vec![1, 50, 1], BaliConfig::default(), n).unwrap();
+    let mut model = Trainer::<f64>::new(vec![1, 50, 1], BaliConfig::default(), n, 0).unwrap();
     model
         .fit(x.as_ref(), y.as_ref(), 60, |_, _| {
             std::ops::ControlFlow::Continue(())
@@ -269,6 +280,7 @@ fn predictive_spread_is_larger_in_the_gap_than_at_the_data() {
     let probe = Mat::from_fn(3, 1, |i, _| [0.0, -1.25, 1.25][i]);
     let mut srng = StdRng::seed_from_u64(11);
     let samples = model
+        .model()
         .predict_samples(probe.as_ref(), 400, PredictMode::Weights, &mut srng)
         .unwrap();
     let std_at = |i: usize| {
@@ -281,7 +293,7 @@ fn predictive_spread_is_larger_in_the_gap_than_at_the_data() {
         "predictive std in the gap {gap} must exceed the std at the data {left}, {right}"
     );
     // The fit at the data is good: the mean network follows sin(2x) there.
-    let f = model.predict_mean_network(probe.as_ref()).unwrap();
+    let f = model.model().predict_mean_network(probe.as_ref()).unwrap();
     assert!(
         (f[(1, 0)] - (-2.5f64).sin()).abs() < 0.3,
         "fit at x=-1.25: {}",
@@ -296,11 +308,10 @@ fn training_is_bit_identical_for_a_seed() {
         let x = randn(&mut rng, 64, 3);
         let y = randn(&mut rng, 64, 1);
         let config = BaliConfig {
-            seed,
             batch_size: Some(16),
             ..BaliConfig::default()
         };
-        let mut model = Bali::<f64>::new(vec![3, 8, 1], config, 64).unwrap();
+        let mut model = Trainer::<f64>::new(vec![3, 8, 1], config, 64, seed).unwrap();
         model
             .fit(x.as_ref(), y.as_ref(), 12, |_, _| {
                 std::ops::ControlFlow::Continue(())
@@ -308,9 +319,10 @@ fn training_is_bit_identical_for_a_seed() {
             .unwrap();
         let mut srng = StdRng::seed_from_u64(9);
         let s = model
+            .model()
             .predict_samples(x.as_ref(), 3, PredictMode::Weights, &mut srng)
             .unwrap();
-        (model.means().to_vec(), s)
+        (model.model().means().to_vec(), s)
     };
     let (m1, s1) = run(42);
     let (m2, s2) = run(42);
@@ -341,7 +353,7 @@ fn both_formulations_reduce_the_training_error_in_mini_batches_and_f32() {
             batch_size: Some(64),
             ..BaliConfig::default()
         };
-        let mut model = Bali::<f32>::new(vec![2, 16, 1], config, n).unwrap();
+        let mut model = Trainer::<f32>::new(vec![2, 16, 1], config, n, 0).unwrap();
         let mut losses = Vec::new();
         model
             .fit(xf.as_ref(), yf.as_ref(), 80, |_, info| {
@@ -362,23 +374,23 @@ fn both_formulations_reduce_the_training_error_in_mini_batches_and_f32() {
 fn bad_inputs_and_options_are_errors_not_panics() {
     let x = Mat::<f64>::from_fn(10, 2, |i, j| (i + j) as f64);
     let mut y = Mat::<f64>::zeros(10, 1);
-    let mut model = Bali::<f64>::new(vec![2, 4, 1], BaliConfig::default(), 10).unwrap();
+    let mut model = Trainer::<f64>::new(vec![2, 4, 1], BaliConfig::default(), 10, 0).unwrap();
     y[(3, 0)] = f64::NAN;
-    let err = model.step(x.as_ref(), y.as_ref()).unwrap_err();
+    let err = model.partial_fit(x.as_ref(), y.as_ref()).unwrap_err();
     assert!(err.to_string().contains("non-finite"), "{err}");
     let err = model
-        .step(x.as_ref(), Mat::<f64>::zeros(10, 2).as_ref())
+        .partial_fit(x.as_ref(), Mat::<f64>::zeros(10, 2).as_ref())
         .unwrap_err();
     assert!(err.to_string().contains("expected"), "{err}");
     let bad = BaliConfig {
         lambda: 0.0,
         ..BaliConfig::default()
     };
-    let err = Bali::<f64>::new(vec![2, 4, 1], bad, 10).unwrap_err();
+    let err = Trainer::<f64>::new(vec![2, 4, 1], bad, 10, 0).unwrap_err();
     assert!(err.to_string().contains("lambda"), "{err}");
     let bad = BaliConfig {
         hidden_sigma: SigmaSpec::Fixed { s2: -1.0 },
         ..BaliConfig::default()
     };
-    assert!(Bali::<f64>::new(vec![2, 4, 1], bad, 10).is_err());
+    assert!(Trainer::<f64>::new(vec![2, 4, 1], bad, 10, 0).is_err());
 }

@@ -1,0 +1,105 @@
+//! The training options shared by `bali fit`, `bali uci` and `bali curves` (one clap group,
+//! flattened into each), mapped onto the library's [`Overrides`]: an option given here
+//! replaces the preset's value and is not searched by the options grid.
+
+use bali::config::{Formulation, Preconditioner};
+use bali::{Overrides, Preset};
+use bali_kernels::Activation;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::Args;
+
+/// The method and the ALGORITHM.md section 5 options a user tunes.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Training method (`map` with `--members 5`: a deep ensemble).
+    #[arg(long, default_value = "bali",
+          value_parser = PossibleValuesParser::new(Preset::NAMES).try_map(|s| s.parse::<Preset>()))]
+    pub method: Preset,
+    /// Hidden layer widths, comma-separated (e.g. 50 or 50,50; default: the data set's).
+    #[arg(long, value_delimiter = ',',
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
+    pub hidden: Option<Vec<usize>>,
+    /// Pseudo-target formulation (BALI): improved or paper (`paper` = `--method bali-paper`).
+    #[arg(long, value_parser = PossibleValuesParser::new(["improved", "paper"])
+          .try_map(|s| s.parse::<Formulation>()))]
+    pub formulation: Option<Formulation>,
+    /// Hidden preconditioner of the improved formulation: kfac or scalar.
+    #[arg(long, value_parser = PossibleValuesParser::new(["kfac", "scalar"])
+          .try_map(|s| s.parse::<Preconditioner>()))]
+    pub preconditioner: Option<Preconditioner>,
+    /// Step size alpha of the pseudo-targets (BALI), > 0.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Relative damping gamma of the curvature (BALI), >= 0.
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Weight decay: of the hidden prior (BALI, >= 0) or the L2 decay of Adam (map).
+    #[arg(long)]
+    pub wd: Option<f64>,
+    /// Prior precision lambda of the hidden layers (BALI), > 0.
+    #[arg(long)]
+    pub lambda: Option<f64>,
+    /// EMA forgetting factor beta in [0, 1) (BALI; default 0 full batch, 1 - B/N mini-batch).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Mini-batch size (default: full batch up to 3000 rows, then 1000 for BALI, 128 for map).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub batch_size: Option<usize>,
+    /// Hidden activation: relu, tanh or gelu.
+    #[arg(long, value_parser = PossibleValuesParser::new(["relu", "tanh", "gelu"])
+          .try_map(|s| s.parse::<Activation>()))]
+    pub activation: Option<Activation>,
+}
+
+impl TrainArgs {
+    /// The options given, as the library's [`Overrides`].
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            formulation: self.formulation,
+            preconditioner: self.preconditioner,
+            alpha: self.alpha,
+            gamma: self.gamma,
+            wd: self.wd,
+            lambda: self.lambda,
+            beta: self.beta,
+            batch_size: self.batch_size,
+            activation: self.activation,
+        }
+    }
+
+    /// The preset after the given options (`bali --formulation paper` is `bali-paper`);
+    /// errors for an option the method does not read.
+    pub fn preset(&self) -> Result<Preset, bali::BaliError> {
+        self.method.resolve(&self.overrides())
+    }
+
+    /// Layer widths `[d_0, hidden.., 1]` for `inputs` features (`default_hidden` when
+    /// `--hidden` is not given).
+    pub fn dims(&self, inputs: usize, default_hidden: usize) -> Vec<usize> {
+        let mut dims = vec![inputs];
+        match &self.hidden {
+            Some(h) => dims.extend(h),
+            None => dims.push(default_hidden),
+        }
+        dims.push(1);
+        dims
+    }
+
+    /// The mini-batch size for a training set of `rows` rows: `--batch-size` if given (full
+    /// batch when it covers every row), else the preset's.
+    pub fn batch(&self, preset: Preset, rows: usize) -> Option<usize> {
+        match self.batch_size {
+            Some(b) if b >= rows => None,
+            Some(b) => Some(b),
+            None => preset.batch_size(rows),
+        }
+    }
+
+    /// Dimension string `d_0-h_1-..-1` for messages.
+    pub fn dims_label(dims: &[usize]) -> String {
+        dims.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
