@@ -190,3 +190,106 @@ fn fit_on_a_csv_file_reports_figures_and_writes_plots() {
     assert!(err.contains(":3") && err.contains("b"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn training_options_reach_the_method_and_bad_combinations_are_refused() {
+    let dir = std::env::temp_dir().join(format!("bali-opts-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("toy.csv");
+    let mut text = String::from("a,b,target\n");
+    for i in 0..80 {
+        let a = (i % 11) as f64 / 5.0 - 1.0;
+        let b = (i % 5) as f64 / 2.0 - 1.0;
+        text.push_str(&format!("{a},{b},{}\n", a - b * b));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let path = csv.to_str().unwrap();
+    let out_dir = dir.to_str().unwrap();
+    // Two hidden layers and fixed options: one option set left in the grid (wd and gamma
+    // fixed too), the chosen options printed.
+    let out = run_cli(&[
+        "bali",
+        "fit",
+        "--csv",
+        path,
+        "--target",
+        "target",
+        "--members",
+        "1",
+        "--max-iterations",
+        "5",
+        "--quiet",
+        "--out-dir",
+        out_dir,
+        "--hidden",
+        "6,4",
+        "--alpha",
+        "0.7",
+        "--gamma",
+        "0.3",
+        "--wd",
+        "0.5",
+        "--preconditioner",
+        "scalar",
+        "--lambda",
+        "2",
+    ])
+    .unwrap();
+    assert!(out.contains("2-6-4-1"), "{out}");
+    assert!(out.contains("1 option set(s)"), "{out}");
+    assert!(
+        out.contains("Improved/Scalar alpha=0.7 gamma=0.3 wd=0.5"),
+        "{out}"
+    );
+    // `--formulation paper` turns `bali` into `bali-paper`.
+    let out = run_cli(&[
+        "bali",
+        "fit",
+        "--csv",
+        path,
+        "--target",
+        "target",
+        "--members",
+        "1",
+        "--max-iterations",
+        "3",
+        "--quiet",
+        "--out-dir",
+        out_dir,
+        "--formulation",
+        "paper",
+        "--alpha",
+        "0.2",
+    ])
+    .unwrap();
+    assert!(
+        out.contains("bali-paper") && out.contains("Paper/"),
+        "{out}"
+    );
+    // A BALI-only option on the MAP method is an error that names it, not ignored.
+    let err = run_cli(&[
+        "bali", "fit", "--csv", path, "--target", "target", "--method", "map", "--alpha", "1",
+        "--quiet",
+    ])
+    .unwrap_err();
+    assert!(err.contains("alpha") && err.contains("map"), "{err}");
+    // `--target` without `--csv` (and the reverse) is refused by the parser.
+    assert!(run_cli(&["bali", "fit", "--target", "quality"]).is_err());
+    assert!(run_cli(&["bali", "fit", "--csv", path]).is_err());
+    // Out-of-range values are refused before training, naming the option.
+    let err = run_cli(&[
+        "bali",
+        "fit",
+        "--csv",
+        path,
+        "--target",
+        "target",
+        "--gamma=-1",
+        "--quiet",
+    ])
+    .unwrap_err();
+    assert!(err.contains("gamma") && err.contains(">= 0"), "{err}");
+    assert!(run_cli(&["bali", "fit", "--hidden", "0"]).is_err());
+    assert!(run_cli(&["bali", "fit", "--preconditioner", "diag"]).is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}

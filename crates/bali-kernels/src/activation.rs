@@ -1,5 +1,6 @@
 //! Elementwise activations `phi` and their derivatives `phi'`, evaluated on pre-activations.
 
+use crate::gelu::{GELU_A, GELU_C};
 use crate::{simd, Scalar};
 use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef};
@@ -20,9 +21,6 @@ pub enum Activation {
     /// `h`; derivative 1.
     Identity,
 }
-
-pub(crate) const GELU_C: f64 = 0.797_884_560_802_865_4; // sqrt(2/pi)
-pub(crate) const GELU_A: f64 = 0.044_715;
 
 impl Activation {
     /// `phi(h)` for one value (the scalar reference of the SIMD slice and matrix kernels).

@@ -26,6 +26,7 @@ mod cholesky;
 mod elementwise;
 mod ema;
 mod error;
+mod gelu;
 mod par;
 mod scalar;
 mod simd;

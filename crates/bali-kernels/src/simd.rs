@@ -510,19 +510,19 @@ macro_rules! simd_consts {
             }
             #[inline(always)]
             fn c_gelu_c() -> Self {
-                crate::activation::GELU_C as $t
+                crate::gelu::GELU_C as $t
             }
             #[inline(always)]
             fn c_gelu_2c() -> Self {
-                (2.0 * crate::activation::GELU_C) as $t
+                (2.0 * crate::gelu::GELU_C) as $t
             }
             #[inline(always)]
             fn c_gelu_a() -> Self {
-                crate::activation::GELU_A as $t
+                crate::gelu::GELU_A as $t
             }
             #[inline(always)]
             fn c_gelu_3a() -> Self {
-                (3.0 * crate::activation::GELU_A) as $t
+                (3.0 * crate::gelu::GELU_A) as $t
             }
         }
     };

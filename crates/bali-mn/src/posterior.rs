@@ -345,7 +345,7 @@ pub fn posterior_step_into<T: Scalar>(
         for j in 0..q {
             for i in 0..p {
                 let v = prior.precision[(i, i)] * prior.mean[(i, j)];
-                next.mean[(i, j)] = next.mean[(i, j)] + v;
+                next.mean[(i, j)] += v;
             }
         }
     } else {

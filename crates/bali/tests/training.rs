@@ -394,3 +394,79 @@ fn bad_inputs_and_options_are_errors_not_panics() {
     };
     assert!(Trainer::<f64>::new(vec![2, 4, 1], bad, 10, 0).is_err());
 }
+
+#[test]
+fn a_second_fit_resumes_where_the_first_stopped() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let x = randn(&mut rng, 48, 3);
+    let y = randn(&mut rng, 48, 1);
+    let go = |_: &Trainer<f64>, _: &bali::train::StepInfo| std::ops::ControlFlow::Continue(());
+    for batch_size in [None, Some(10)] {
+        let config = BaliConfig {
+            batch_size,
+            ..BaliConfig::default()
+        };
+        let mut once = Trainer::<f64>::new(vec![3, 7, 5, 1], config.clone(), 48, 4).unwrap();
+        once.fit(x.as_ref(), y.as_ref(), 13, go).unwrap();
+        let mut twice = Trainer::<f64>::new(vec![3, 7, 5, 1], config, 48, 4).unwrap();
+        twice.fit(x.as_ref(), y.as_ref(), 6, go).unwrap();
+        twice.fit(x.as_ref(), y.as_ref(), 7, go).unwrap();
+        assert_eq!(once.steps(), 13);
+        assert_eq!((once.steps(), once.epoch()), (twice.steps(), twice.epoch()));
+        for l in 0..3 {
+            let (a, b) = (once.posterior(l), twice.posterior(l));
+            assert!(a.mean == b.mean, "{batch_size:?} layer {l}: means differ");
+            assert!(a.row_precision.chol() == b.row_precision.chol());
+            assert!(a.col_cov.chol() == b.col_cov.chol());
+        }
+        // The fitted model keeps the posteriors and predicts without the trainer.
+        let model = once.into_model();
+        assert_eq!(model.layers().len(), 3);
+        assert!(model.posterior(2).mean == twice.posterior(2).mean);
+    }
+}
+
+#[test]
+fn gaussian_prediction_in_the_units_of_the_data() {
+    use bali::data::Standardizer;
+    let mut rng = StdRng::seed_from_u64(31);
+    let n = 60;
+    let x_raw = Mat::from_fn(n, 2, |i, j| 10.0 + 3.0 * (i as f64 * 0.37 + j as f64).sin());
+    let y_raw = Mat::from_fn(n, 1, |i, _| 100.0 + 20.0 * (x_raw[(i, 0)] - 10.0) / 3.0);
+    let (xs, ys) = (
+        Standardizer::fit(x_raw.as_ref()),
+        Standardizer::fit(y_raw.as_ref()),
+    );
+    let (x, y) = (xs.transform(x_raw.as_ref()), ys.transform(y_raw.as_ref()));
+    let mut trainer = Trainer::<f64>::new(vec![2, 8, 1], BaliConfig::default(), n, 2).unwrap();
+    trainer
+        .fit(x.as_ref(), y.as_ref(), 30, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    let mut model = trainer.into_model();
+    let mut srng = StdRng::seed_from_u64(1);
+    assert!(
+        model
+            .predict_gaussian(x_raw.as_ref(), 20, PredictMode::Weights, &mut srng)
+            .is_err(),
+        "no noise set yet"
+    );
+    assert!(model.set_noise(0.0).is_err());
+    model.set_noise(0.01).unwrap();
+    model.set_standardization(Some(xs), Some(ys.clone()));
+    let pred = model
+        .predict_gaussian(x_raw.as_ref(), 50, PredictMode::Weights, &mut srng)
+        .unwrap();
+    let scale = ys.std()[0];
+    for i in 0..n {
+        // The targets are an exact linear function of x: the mean is close in data units,
+        // and the variance is at least the noise in data units.
+        assert!(
+            (pred.mean[(i, 0)] - y_raw[(i, 0)]).abs() < 0.2 * scale,
+            "row {i}"
+        );
+        assert!(pred.variance[(i, 0)] >= 0.01 * scale * scale * (1.0 - 1e-12));
+    }
+    let _ = &mut rng;
+}

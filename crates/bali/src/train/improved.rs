@@ -110,7 +110,7 @@ impl<T: Scalar> Trainer<T> {
         let mut targets = std::mem::take(&mut self.workspace.targets);
         fit_layer_buffers(&mut targets, &self.model.mlp().dims[1..], b);
         let result = (|| {
-            for l in 0..out {
+            for (l, t) in targets.iter_mut().enumerate().take(out) {
                 let (_, q) = self.mlp().layer_shape(l);
                 let syrk_par = self.par((b * q_out * q * q) as f64);
                 let ws = &self.workspace;
@@ -135,7 +135,6 @@ impl<T: Scalar> Trainer<T> {
                 let floor_abs = curv.floor_abs.unwrap_or(T::zero());
                 let h = trace.pre[l].as_ref();
                 let g = ws.grads[l].as_ref();
-                let t = &mut targets[l];
                 t.copy_from(h);
                 // Step 5: pseudo-targets. No curvature: the gradient is zero too (dead
                 // units), the targets are H.
@@ -191,8 +190,7 @@ impl<T: Scalar> Trainer<T> {
                     lambda,
                     self.model.means()[l].as_ref(),
                 );
-                tries +=
-                    self.update_layer(l, trace.inputs[l].as_ref(), targets[l].as_ref(), rho)?;
+                tries += self.update_layer(l, trace.inputs[l].as_ref(), t.as_ref(), rho)?;
             }
             Ok(tries)
         })();

@@ -33,12 +33,11 @@ impl<T: Scalar> Trainer<T> {
         fit_layer_buffers(&mut targets, &self.model.mlp().dims[1..], b);
         let mut tries = 0;
         let result = (|| {
-            for l in 0..n_layers {
+            for (l, t) in targets.iter_mut().enumerate() {
                 let x_l = trace.inputs[l].as_ref();
                 tries += if l + 1 == n_layers {
                     self.update_layer(l, x_l, y, rho)?
                 } else {
-                    let t = &mut targets[l];
                     t.copy_from(&trace.pre[l]);
                     sub_scaled_in_place(t.as_mut(), alpha, self.workspace.grads[l].as_ref());
                     self.update_layer(l, x_l, t.as_ref(), rho)?
