@@ -12,7 +12,9 @@ use clap::Args;
 
 use bali::data::{Standardizer, UciDataset};
 use bali::experiment::{select_iterations, ProtocolOptions};
-use bali::{Overrides, Preset};
+use bali::{BaliError, Overrides, Preset};
+
+use crate::options::TrainOptions;
 
 /// `bali curves --dataset NAME --out FILE.png ...`
 #[derive(Debug, Clone, Args)]
@@ -35,10 +37,30 @@ pub struct CurvesArgs {
     /// Also print the curves as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Training options: the BALI ones apply to both BALI curves; `--hidden`,
+    /// `--activation` and `--batch-size` to all three (the MAP curve keeps Adam's defaults
+    /// otherwise). `--formulation` is refused: both formulations are drawn.
+    #[command(flatten)]
+    pub options: TrainOptions,
 }
 
 /// Trains the three methods and plots their curves.
 pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
+    let fixed = args.options.overrides();
+    if fixed.formulation.is_some() {
+        return Err(BaliError::InvalidOption {
+            name: "formulation",
+            value: "given".into(),
+            reason: "bali curves draws both formulations (BALI Improved and Paper)",
+        }
+        .into());
+    }
+    // The MAP curve: the options that mean the same for Adam.
+    let map_fixed = Overrides {
+        activation: fixed.activation,
+        batch_size: fixed.batch_size,
+        ..Overrides::default()
+    };
     let root = args
         .data
         .clone()
@@ -52,15 +74,16 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
     let x_test = xs.transform(sd.x_test.as_ref());
     let y_test = ys.transform(sd.y_test.as_ref());
     let log_scale = ys.y_scale().ln();
-    let dims = vec![ds.n_features(), ds.n_hidden, 1];
+    let dims = args.options.dims(ds.n_features(), ds.n_hidden);
     let mut series = Vec::new();
     for method in Preset::ALL {
-        let batch = method.batch_size(x_train.nrows());
-        let Some(m) = method
-            .grid(batch, false, &Overrides::default())
-            .into_iter()
-            .next()
-        else {
+        let batch = args.options.batch(method, x_train.nrows());
+        let fixed = if method == Preset::Map {
+            &map_fixed
+        } else {
+            &fixed
+        };
+        let Some(m) = method.grid(batch, false, fixed).into_iter().next() else {
             unreachable!("a preset without search has its default point")
         };
         let max_iterations = if method == Preset::Map {

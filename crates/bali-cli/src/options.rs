@@ -8,13 +8,22 @@ use bali_kernels::Activation;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Args;
 
-/// The method and the ALGORITHM.md section 5 options a user tunes.
+/// The method and the ALGORITHM.md section 5 options a user tunes (`bali fit`, `bali uci`).
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// Training method (`map` with `--members 5`: a deep ensemble).
     #[arg(long, default_value = "bali",
           value_parser = PossibleValuesParser::new(Preset::NAMES).try_map(|s| s.parse::<Preset>()))]
     pub method: Preset,
+    /// The options.
+    #[command(flatten)]
+    pub options: TrainOptions,
+}
+
+/// The ALGORITHM.md section 5 options a user tunes, without the method (`bali curves`
+/// trains every method).
+#[derive(Debug, Clone, Args)]
+pub struct TrainOptions {
     /// Hidden layer widths, comma-separated (e.g. 50 or 50,50; default: the data set's).
     #[arg(long, value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
@@ -54,6 +63,37 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The options given, as the library's [`Overrides`].
     pub fn overrides(&self) -> Overrides {
+        self.options.overrides()
+    }
+
+    /// The preset after the given options (`bali --formulation paper` is `bali-paper`);
+    /// errors for an option the method does not read.
+    pub fn preset(&self) -> Result<Preset, bali::BaliError> {
+        self.method.resolve(&self.overrides())
+    }
+
+    /// Layer widths `[d_0, hidden.., 1]` (see [`TrainOptions::dims`]).
+    pub fn dims(&self, inputs: usize, default_hidden: usize) -> Vec<usize> {
+        self.options.dims(inputs, default_hidden)
+    }
+
+    /// The mini-batch size (see [`TrainOptions::batch`]).
+    pub fn batch(&self, preset: Preset, rows: usize) -> Option<usize> {
+        self.options.batch(preset, rows)
+    }
+
+    /// Dimension string `d_0-h_1-..-1` for messages.
+    pub fn dims_label(dims: &[usize]) -> String {
+        dims.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+impl TrainOptions {
+    /// The options given, as the library's [`Overrides`].
+    pub fn overrides(&self) -> Overrides {
         Overrides {
             formulation: self.formulation,
             preconditioner: self.preconditioner,
@@ -65,12 +105,6 @@ impl TrainArgs {
             batch_size: self.batch_size,
             activation: self.activation,
         }
-    }
-
-    /// The preset after the given options (`bali --formulation paper` is `bali-paper`);
-    /// errors for an option the method does not read.
-    pub fn preset(&self) -> Result<Preset, bali::BaliError> {
-        self.method.resolve(&self.overrides())
     }
 
     /// Layer widths `[d_0, hidden.., 1]` for `inputs` features (`default_hidden` when
@@ -93,13 +127,5 @@ impl TrainArgs {
             Some(b) => Some(b),
             None => preset.batch_size(rows),
         }
-    }
-
-    /// Dimension string `d_0-h_1-..-1` for messages.
-    pub fn dims_label(dims: &[usize]) -> String {
-        dims.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("-")
     }
 }
