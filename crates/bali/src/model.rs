@@ -92,7 +92,7 @@ impl<T: Scalar> BayesianMlp<T> {
     }
 
     /// The prior-initialised model of the trainer: means `means[l]`, `Lambda_l = lambda_l I`,
-    /// `Sigma_l = s2_l I` (`scales[l] = (lambda_l, s2_l)`).
+    /// `Sigma_l = s2_l I` (`scales(l) = (lambda_l, s2_l)`).
     pub(crate) fn initial(
         mlp: Mlp,
         likelihood: Likelihood,
@@ -100,13 +100,13 @@ impl<T: Scalar> BayesianMlp<T> {
         scales: impl Fn(usize) -> (f64, f64),
     ) -> Result<Self> {
         let layers = means
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(l, mean)| {
                 let (p, q) = mlp.layer_shape(l);
                 let (lambda, s2) = scales(l);
                 MatrixNormal::new(
-                    mean.clone(),
+                    mean,
                     KronFactor::try_identity_scaled(
                         p,
                         T::of(lambda),
@@ -117,15 +117,7 @@ impl<T: Scalar> BayesianMlp<T> {
                 .map_err(BaliError::from)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(BayesianMlp {
-            mlp,
-            likelihood,
-            layers,
-            means,
-            input_scaler: None,
-            target_scaler: None,
-            noise: None,
-        })
+        Self::from_posteriors(mlp, likelihood, layers)
     }
 
     /// The architecture (widths `d_0..d_L` and activation).
