@@ -123,3 +123,91 @@ impl Ensemble<BayesianMlp<f64>> {
         Ok(GaussianPrediction { mean, variance })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BaliConfig;
+    use crate::train::Trainer;
+
+    fn fitted(seed: u64) -> BayesianMlp<f64> {
+        let n = 30;
+        let x = Mat::from_fn(n, 2, |i, j| ((i * (j + 2)) % 7) as f64 / 3.0 - 1.0);
+        let y = Mat::from_fn(n, 1, |i, _| x[(i, 0)] - 0.5 * x[(i, 1)]);
+        let mut t = Trainer::<f64>::new(vec![2, 5, 1], BaliConfig::default(), n, seed).unwrap();
+        t.fit(x.as_ref(), y.as_ref(), 5, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        let mut model = t.into_model();
+        model.set_noise(0.05).unwrap();
+        model
+    }
+
+    #[test]
+    fn mixture_moments_and_the_seeding_rule() {
+        let x = Mat::from_fn(4, 2, |i, j| i as f64 * 0.3 - j as f64 * 0.2);
+        let (a, b) = (fitted(1), fitted(2));
+        // One member: the mixture is that member, drawing from sample_seed(seed, 0).
+        let one = Ensemble {
+            members: vec![a.clone()],
+        };
+        let got = one
+            .predict_gaussian(x.as_ref(), 8, PredictMode::Weights, 9)
+            .unwrap();
+        let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(9, 0));
+        let own = a
+            .predict_gaussian(x.as_ref(), 8, PredictMode::Weights, &mut rng)
+            .unwrap();
+        for i in 0..4 {
+            assert!((got.mean[(i, 0)] - own.mean[(i, 0)]).abs() < 1e-12);
+            assert!((got.variance[(i, 0)] - own.variance[(i, 0)]).abs() < 1e-10);
+        }
+        // Two members: mean of the means; variance = mean of (var + mean^2) - mean^2, at
+        // least the larger of the noise and the spread between the members' means.
+        let two = Ensemble {
+            members: vec![a.clone(), b.clone()],
+        };
+        let mix = two
+            .predict_gaussian(x.as_ref(), 8, PredictMode::Weights, 9)
+            .unwrap();
+        let pa = a
+            .predict_gaussian(
+                x.as_ref(),
+                4,
+                PredictMode::Weights,
+                &mut StdRng::seed_from_u64(Ensemble::<()>::sample_seed(9, 0)),
+            )
+            .unwrap();
+        let pb = b
+            .predict_gaussian(
+                x.as_ref(),
+                4,
+                PredictMode::Weights,
+                &mut StdRng::seed_from_u64(Ensemble::<()>::sample_seed(9, 1)),
+            )
+            .unwrap();
+        for i in 0..4 {
+            let m = 0.5 * (pa.mean[(i, 0)] + pb.mean[(i, 0)]);
+            let second = 0.5
+                * (pa.variance[(i, 0)]
+                    + pa.mean[(i, 0)].powi(2)
+                    + pb.variance[(i, 0)]
+                    + pb.mean[(i, 0)].powi(2));
+            assert!((mix.mean[(i, 0)] - m).abs() < 1e-12);
+            assert!((mix.variance[(i, 0)] - (second - m * m)).abs() < 1e-10);
+            assert!(mix.variance[(i, 0)] >= 0.05 * (1.0 - 1e-12));
+        }
+        // The samples of the mixture: ceil(S / K) per member, in member order.
+        let samples = two
+            .predict_samples(x.as_ref(), 5, PredictMode::Weights, 3)
+            .unwrap();
+        assert_eq!(samples.len(), 6);
+        let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(3, 1));
+        let second = b
+            .predict_samples(x.as_ref(), 3, PredictMode::Weights, &mut rng)
+            .unwrap();
+        assert!(samples[3..] == second[..]);
+        assert_eq!(Ensemble::<()>::init_seed(10, 2), 12);
+    }
+}

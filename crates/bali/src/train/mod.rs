@@ -5,7 +5,7 @@
 //! prior) with what only training needs: each layer's EMA of natural-parameter statistics and
 //! curvature, its prior, the batch sampler and rng, and the step buffers. One module per idea:
 //!
-//! - [`paper`](self) / `improved`: the two formulations of section 3 (one step each);
+//! - `paper` / `improved`: the two formulations of section 3 (one step each);
 //! - `curvature`: the Gauss-Newton factors `C_l` and their EMA (3.2 step 4);
 //! - `prior`: the layer priors (3.1, 3.2 step 6);
 //! - `batches`: mini-batches without replacement.
