@@ -16,6 +16,8 @@ use crate::options::TrainArgs;
 use bali::data::{load_csv, split_rows, train_valid_carve, Dataset, Standardizer};
 use bali::experiment::{run_split, ProtocolOptions, Split};
 use bali::metrics;
+use bali::model_file::{self, SavedModel};
+use bali::{Learner, Method, Preset};
 
 /// `bali fit [--csv FILE --target COLUMN] ...`
 #[derive(Debug, Clone, Args)]
@@ -50,6 +52,10 @@ pub struct FitArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Save the fitted ensemble (BALI methods), with its standardization, predictive noise,
+    /// options and column names, as a safetensors model file (for `bali predict`).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
 }
 
 /// Runs the main job.
@@ -62,6 +68,23 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         });
     }
     let preset = args.train.preset()?;
+    if let Some(path) = &args.save {
+        if preset == Preset::Map {
+            return Err(crate::CliError::InvalidOption {
+                name: "save",
+                value: path.display().to_string(),
+                reason: "model files hold BALI posteriors; --method map has none",
+            });
+        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(crate::CliError::InvalidOption {
+                name: "save",
+                value: path.display().to_string(),
+                reason: "its folder does not exist",
+            });
+        }
+    }
     let members = args.members.unwrap_or(preset.default_members());
     if members == 0 || args.samples == 0 || args.max_iterations == 0 {
         return Err(crate::CliError::InvalidOption {
@@ -214,5 +237,37 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         pred_path.display(),
         cal_path.display()
     )?;
+    if let Some(path) = &args.save {
+        let config = match &result.method {
+            Method::Bali(c) => Some(c.clone()),
+            Method::Map(_) => None,
+        };
+        let members = result
+            .ensemble
+            .members
+            .into_iter()
+            .filter_map(|learner| match learner {
+                Learner::Bali(trainer) => Some(trainer.into_model()),
+                Learner::Map(_) => None,
+            })
+            .map(|mut model| {
+                model.set_standardization(Some(xs.clone()), Some(ys.clone()));
+                model.set_noise(result.sigma2).map(|()| model)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let saved = SavedModel {
+            members,
+            config,
+            input_names: Some(data.feature_names.clone()),
+            target_name: Some(data.target_name.clone()),
+        };
+        model_file::save(path, &saved)?;
+        writeln!(
+            out,
+            "saved {} member(s) to {}",
+            saved.members.len(),
+            path.display()
+        )?;
+    }
     Ok(())
 }

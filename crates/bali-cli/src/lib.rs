@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod fit;
 pub mod options;
 pub mod plot;
+pub mod predict;
 pub mod uci;
 pub mod verify;
 
@@ -54,6 +55,9 @@ pub enum Command {
     Curves(curves::CurvesArgs),
     /// UCI regression benchmark on the standard splits (selection on a validation carve).
     Uci(uci::UciArgs),
+    /// Predictions of a saved model (`bali fit --save`) for the rows of a CSV file: mean,
+    /// standard deviation and central-interval bounds per row, as CSV on standard output.
+    Predict(predict::PredictArgs),
 }
 
 /// `bali verify ...`
@@ -162,6 +166,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Fit(args) => fit::run(&args, out),
         Command::Curves(args) => curves::run(&args, out),
         Command::Uci(args) => uci::run(&args, out).map(|_| ()),
+        Command::Predict(args) => predict::run(&args, out),
     }
 }
 

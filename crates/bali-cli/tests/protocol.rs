@@ -293,3 +293,105 @@ fn training_options_reach_the_method_and_bad_combinations_are_refused() {
     assert!(run_cli(&["bali", "fit", "--preconditioner", "diag"]).is_err());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn fit_save_then_predict_from_the_model_file() {
+    let dir = std::env::temp_dir().join(format!("bali-save-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("toy.csv");
+    let mut text = String::from("name,u,v,price\n");
+    for i in 0..150 {
+        let u = (i % 17) as f64 / 8.0 - 1.0;
+        let v = (i % 5) as f64 / 2.0 - 1.0;
+        text.push_str(&format!(
+            "item{i},{u},{v},{}\n",
+            100.0 + 20.0 * u - 10.0 * v * v
+        ));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let model = dir.join("m.safetensors");
+    let (path, model_path, out_dir) = (
+        csv.to_str().unwrap(),
+        model.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    );
+    let out = run_cli(&[
+        "bali",
+        "fit",
+        "--csv",
+        path,
+        "--target",
+        "price",
+        "--members",
+        "2",
+        "--max-iterations",
+        "60",
+        "--quiet",
+        "--out-dir",
+        out_dir,
+        "--save",
+        model_path,
+    ])
+    .unwrap();
+    assert!(out.contains("saved 2 member(s)"), "{out}");
+    let predict = |seed: &str| {
+        run_cli(&[
+            "bali",
+            "predict",
+            "--model",
+            model_path,
+            "--csv",
+            path,
+            "--samples",
+            "20",
+            "--seed",
+            seed,
+        ])
+        .unwrap()
+    };
+    let first = predict("3");
+    assert_eq!(
+        first,
+        predict("3"),
+        "predictions are deterministic for a seed"
+    );
+    assert_ne!(first, predict("4"), "the seed reaches the samples");
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines[0], "mean,sd,lower,upper");
+    assert_eq!(lines.len(), 151);
+    let mut sse = 0.0;
+    for (i, line) in lines[1..].iter().enumerate() {
+        let v: Vec<f64> = line.split(',').map(|c| c.parse().unwrap()).collect();
+        let (mean, sd, lo, hi) = (v[0], v[1], v[2], v[3]);
+        assert!(sd > 0.0 && lo < mean && mean < hi, "row {i}: {line}");
+        let u = (i % 17) as f64 / 8.0 - 1.0;
+        let w = (i % 5) as f64 / 2.0 - 1.0;
+        sse += (mean - (100.0 + 20.0 * u - 10.0 * w * w)).powi(2);
+    }
+    let rmse = (sse / 150.0).sqrt();
+    assert!(rmse < 3.0, "predictions in price units: RMSE {rmse}");
+    // The model's columns are found by name; a file without them is an error naming one.
+    std::fs::write(&csv, "u,w\n1,2\n").unwrap();
+    let err = run_cli(&["bali", "predict", "--model", model_path, "--csv", path]).unwrap_err();
+    assert!(err.contains("v"), "{err}");
+    // --save with the MAP method, or into a missing folder, is refused before training.
+    let err = run_cli(&[
+        "bali", "fit", "--method", "map", "--save", model_path, "--quiet",
+    ])
+    .unwrap_err();
+    assert!(err.contains("save"), "{err}");
+    let err = run_cli(&[
+        "bali",
+        "fit",
+        "--save",
+        "/nonexistent/dir/m.safetensors",
+        "--quiet",
+    ])
+    .unwrap_err();
+    assert!(err.contains("folder"), "{err}");
+    // A damaged model file is an error naming the file.
+    std::fs::write(&model, b"\x10\x00\x00\x00\x00\x00\x00\x00{").unwrap();
+    let err = run_cli(&["bali", "predict", "--model", model_path, "--csv", path]).unwrap_err();
+    assert!(err.contains("m.safetensors"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

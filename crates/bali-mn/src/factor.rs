@@ -254,6 +254,52 @@ impl<T: Scalar> KronFactor<T> {
         })
     }
 
+    /// A factor from a stored Cholesky factor `L` (dim x dim, lower triangular) and the
+    /// diagonal of `A = L L^T` (length dim), as [`KronFactor::chol`] and
+    /// [`KronFactor::diagonal`] give them (a model file): the same factor, bit for bit. The
+    /// jitter report is empty.
+    ///
+    /// Errors: [`MnError::ShapeMismatch`] for a non-square `L` or a diagonal of another length;
+    /// [`MnError::NonFinite`] for NaN/inf; [`MnError::InvalidParameter`] for a non-zero entry
+    /// above the diagonal of `L`, a diagonal entry of `L` that is not `> 0`, or a `diag(A)`
+    /// that is not `sum_k L_ik^2` to within `1e-6` relative (a corrupted pair).
+    pub fn from_parts(chol: Mat<T>, diag: Vec<T>, id: FactorId) -> Result<Self> {
+        let n = chol.nrows();
+        check::shape("KronFactor::from_parts (L)", (n, n), (n, chol.ncols()))?;
+        check::shape("KronFactor::from_parts (diag A)", (n, 1), (diag.len(), 1))?;
+        check::finite(chol.as_ref(), || format!("{id} Cholesky factor"))?;
+        for j in 0..n {
+            for i in 0..j {
+                if chol[(i, j)] != T::zero() {
+                    return Err(MnError::InvalidParameter {
+                        name: "Cholesky factor above the diagonal",
+                        value: Scalar::to_f64(chol[(i, j)]),
+                        reason: "a Cholesky factor is lower triangular",
+                    });
+                }
+            }
+        }
+        for (i, &d) in diag.iter().enumerate() {
+            let l_ii = Scalar::to_f64(chol[(i, i)]);
+            check::positive("Cholesky factor diagonal entry", l_ii)?;
+            let from_l: f64 = (0..=i).map(|k| Scalar::to_f64(chol[(i, k)]).powi(2)).sum();
+            let d = Scalar::to_f64(d);
+            if !(d.is_finite() && (d - from_l).abs() <= 1e-6 * from_l) {
+                return Err(MnError::InvalidParameter {
+                    name: "diagonal of A",
+                    value: d,
+                    reason: "must equal the squared row norms of its Cholesky factor",
+                });
+            }
+        }
+        Ok(KronFactor {
+            chol,
+            diag,
+            id,
+            jitter: JitterReport::default(),
+        })
+    }
+
     /// `s I` (dim x dim) with `L = sqrt(s) I`.
     ///
     /// # Panics

@@ -15,6 +15,9 @@ pub enum BaliError {
     /// Reading or parsing data.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// Reading or writing a model file.
+    #[error(transparent)]
+    ModelFile(#[from] crate::model_file::ModelFileError),
     /// An option outside its valid range.
     #[error("invalid option {name} = {value}: {reason}")]
     InvalidOption {

@@ -246,6 +246,10 @@ pub struct TestResult {
     pub curve: Vec<Checkpoint>,
     /// The predictive samples on the test inputs (standardized units, n x 1 each).
     pub test_samples: Vec<Mat<f64>>,
+    /// The chosen method.
+    pub method: Method,
+    /// The ensemble trained on the whole training split (standardized units).
+    pub ensemble: Ensemble<Learner<f64>>,
 }
 
 /// Standardized split of a regression problem (targets n x 1).
@@ -359,5 +363,7 @@ pub fn run_split(
         seconds: start.elapsed().as_secs_f64(),
         curve: selection.curve,
         test_samples: samples,
+        method: method.clone(),
+        ensemble: ens,
     })
 }

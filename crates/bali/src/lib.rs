@@ -11,6 +11,7 @@
 //! - [`likelihood::Likelihood`]: the seam between the loop and the task.
 //! - [`config::BaliConfig`]: every option of ALGORITHM.md section 5, in one place;
 //!   [`method`]: methods, presets and their options grids.
+//! - [`model_file`]: fitted models and ensembles in safetensors files (JSON metadata).
 //! - [`predict::Ensemble`]: equal mixtures of K members; [`map`]: the MAP baseline (Adam);
 //!   [`metrics`], [`data`] (UCI folders, CSV, standardization) and the held-out protocol
 //!   ([`experiment`]).
@@ -27,6 +28,7 @@ pub mod map;
 pub mod method;
 pub mod metrics;
 pub mod model;
+pub mod model_file;
 pub mod predict;
 pub mod train;
 

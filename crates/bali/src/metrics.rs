@@ -169,6 +169,36 @@ pub fn mixture_pit(samples: &[MatRef<'_, f64>], sigma2: f64, y: MatRef<'_, f64>)
     out
 }
 
+/// The `prob`-quantile of the equal mixture `1/S sum_s N(means_s, sigma2)` (`0 < prob < 1`,
+/// `S >= 1`, `sigma2 > 0`): bisection of the mixture CDF on
+/// `[min means - 9 sigma, max means + 9 sigma]` to a relative width of `1e-12` of that range.
+pub fn mixture_quantile(means: &[f64], sigma2: f64, prob: f64) -> f64 {
+    let sigma = sigma2.sqrt();
+    let (lo_mean, hi_mean) = means
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &m| {
+            (a.min(m), b.max(m))
+        });
+    let (mut lo, mut hi) = (lo_mean - 9.0 * sigma, hi_mean + 9.0 * sigma);
+    let cdf = |v: f64| {
+        means
+            .iter()
+            .map(|m| normal_cdf((v - m) / sigma))
+            .sum::<f64>()
+            / means.len() as f64
+    };
+    let tol = 1e-12 * (hi - lo);
+    while hi - lo > tol {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) < prob {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// Fraction of targets inside the central predictive interval of each level `l` in `levels`:
 /// `y` lies in the central `l` interval of the mixture iff `(1 - l)/2 <= F(y) <= (1 + l)/2`,
 /// where `F` is the mixture CDF ([`mixture_pit`]). Returns one fraction per level.

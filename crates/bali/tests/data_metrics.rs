@@ -416,3 +416,23 @@ fn auroc_extremes_ties_and_pair_counting() {
     let brute = pairs / (pos.len() * neg.len()) as f64;
     assert!((auroc(&neg, &pos) - brute).abs() < 1e-12);
 }
+
+#[test]
+fn mixture_quantiles_of_one_and_two_gaussians() {
+    // One Gaussian: mean + sigma z_p.
+    let q = mixture_quantile(&[2.0], 4.0, 0.975);
+    assert!(
+        (q - (2.0 + 2.0 * 1.959_963_984_540_054)).abs() < 1e-8,
+        "{q}"
+    );
+    assert!((mixture_quantile(&[2.0], 4.0, 0.5) - 2.0).abs() < 1e-9);
+    // A symmetric two-component mixture: the median is the midpoint, and the CDF at a
+    // quantile is the probability.
+    let means = [-1.0, 3.0];
+    assert!((mixture_quantile(&means, 0.25, 0.5) - 1.0).abs() < 1e-9);
+    for p in [0.025, 0.3, 0.9] {
+        let v = mixture_quantile(&means, 0.25, p);
+        let cdf = means.iter().map(|m| normal_cdf((v - m) / 0.5)).sum::<f64>() / 2.0;
+        assert!((cdf - p).abs() < 1e-9, "p {p}: cdf {cdf}");
+    }
+}

@@ -24,19 +24,7 @@ pub fn load_csv(path: &Path, target: &str) -> Result<Dataset, DataError> {
 
 /// Parses CSV `text`; `source` is only used to name the origin in errors.
 pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, DataError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Err(DataError::Empty {
-            path: source.to_path_buf(),
-        });
-    };
-    let delim = detect_delimiter(header);
-    let names = split_fields(header, delim);
+    let (names, rows) = read_table(text, source)?;
     let ncols = names.len();
 
     let target_col = find_column(&names, target).ok_or_else(|| DataError::UnknownColumn {
@@ -44,25 +32,6 @@ pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, Dat
         target: target.to_string(),
         available: names.join(", "),
     })?;
-
-    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
-    for (line_no, line) in lines {
-        let fields = split_fields(line, delim);
-        if fields.len() != ncols {
-            return Err(DataError::RaggedRow {
-                path: source.to_path_buf(),
-                line: line_no,
-                expected: ncols,
-                found: fields.len(),
-            });
-        }
-        rows.push((line_no, fields));
-    }
-    if rows.is_empty() {
-        return Err(DataError::Empty {
-            path: source.to_path_buf(),
-        });
-    }
 
     // A column is numeric when at least one of its cells reads as a number.
     let numeric: Vec<bool> = (0..ncols)
@@ -111,6 +80,84 @@ pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, Dat
             .map(|j| names[j].clone())
             .collect(),
     })
+}
+
+/// The header names and the rows `(1-based line, fields)` of a delimited text, every row with
+/// as many fields as the header. Errors: [`DataError::Empty`] (no header or no row),
+/// [`DataError::RaggedRow`].
+#[allow(clippy::type_complexity)]
+fn read_table(
+    text: &str,
+    source: &Path,
+) -> Result<(Vec<String>, Vec<(usize, Vec<String>)>), DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Err(DataError::Empty {
+            path: source.to_path_buf(),
+        });
+    };
+    let delim = detect_delimiter(header);
+    let names = split_fields(header, delim);
+    let ncols = names.len();
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    for (line_no, line) in lines {
+        let fields = split_fields(line, delim);
+        if fields.len() != ncols {
+            return Err(DataError::RaggedRow {
+                path: source.to_path_buf(),
+                line: line_no,
+                expected: ncols,
+                found: fields.len(),
+            });
+        }
+        rows.push((line_no, fields));
+    }
+    if rows.is_empty() {
+        return Err(DataError::Empty {
+            path: source.to_path_buf(),
+        });
+    }
+    Ok((names, rows))
+}
+
+/// Input columns for prediction: the columns named `names` (by header name, exact then
+/// case-insensitive), in that order, as an `n x names.len()` matrix, and the header names of
+/// the columns left out. Every cell of a chosen column must be a finite number (the error
+/// names the line and column). [`DataError::UnknownColumn`] for a name the header lacks.
+pub fn parse_columns(
+    text: &str,
+    source: &Path,
+    names: &[String],
+) -> Result<(Mat<f64>, Vec<String>), DataError> {
+    let (header, rows) = read_table(text, source)?;
+    let mut chosen = Vec::with_capacity(names.len());
+    for name in names {
+        let j = find_column(&header, name)
+            .filter(|&j| header[j].eq_ignore_ascii_case(name))
+            .ok_or_else(|| DataError::UnknownColumn {
+                path: source.to_path_buf(),
+                target: name.clone(),
+                available: header.join(", "),
+            })?;
+        chosen.push(j);
+    }
+    let (n, d) = (rows.len(), chosen.len());
+    let mut x = Mat::<f64>::zeros(n, d);
+    for (i, (line_no, fields)) in rows.iter().enumerate() {
+        for (k, &j) in chosen.iter().enumerate() {
+            x[(i, k)] = parse_cell(&fields[j], source, *line_no, j + 1, &header[j])?;
+        }
+    }
+    let left_out = (0..header.len())
+        .filter(|j| !chosen.contains(j))
+        .map(|j| header[j].clone())
+        .collect();
+    Ok((x, left_out))
 }
 
 /// The column named `target` (exact, then ASCII case-insensitive), else `target` read as a
@@ -183,6 +230,26 @@ fn split_fields(line: &str, delim: char) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prediction_columns_by_name_in_the_model_order() {
+        let text = "id,b,A,extra\nx1,2,1,9\nx2,4,3,9\n";
+        let names = vec!["a".to_string(), "b".to_string()];
+        let (x, left) = parse_columns(text, p(), &names).unwrap();
+        assert_eq!(
+            (x[(0, 0)], x[(0, 1)], x[(1, 0)], x[(1, 1)]),
+            (1.0, 2.0, 3.0, 4.0)
+        );
+        assert_eq!(left, vec!["id".to_string(), "extra".to_string()]);
+        let missing = vec!["c".to_string()];
+        assert!(matches!(
+            parse_columns(text, p(), &missing),
+            Err(DataError::UnknownColumn { .. })
+        ));
+        // A text cell in a chosen column names the line and the column.
+        let bad = parse_columns("a,b\n1,2\n3,x\n", p(), &names).unwrap_err();
+        assert!(bad.to_string().contains(":3"), "{bad}");
+    }
+
     use super::*;
 
     fn p() -> &'static Path {

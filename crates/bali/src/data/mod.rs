@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use faer::Mat;
 
-pub use self::csv::{load_csv, parse_csv};
+pub use self::csv::{load_csv, parse_columns, parse_csv};
 pub use self::standardize::{split_rows, train_valid_carve, Standardizer};
 pub use self::uci::{default_uci_root, find_uci_root, UciDataset, UCI_DATASETS};
 
@@ -221,7 +221,7 @@ fn column_label(name: &str) -> String {
 }
 
 /// Reads a whole text file, mapping "not found" to [`DataError::MissingFile`].
-pub(crate) fn read_text(path: &std::path::Path) -> Result<String, DataError> {
+pub fn read_text(path: &std::path::Path) -> Result<String, DataError> {
     std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::MissingFile {

@@ -51,6 +51,16 @@ impl Standardizer {
         Standardizer { mean, std }
     }
 
+    /// A standardizer from stored column means and standard deviations (a model file).
+    /// `None` unless both have the same length, the means are finite and the deviations
+    /// finite and `> 0`.
+    pub fn from_parts(mean: Vec<f64>, std: Vec<f64>) -> Option<Standardizer> {
+        let valid = mean.len() == std.len()
+            && mean.iter().all(|m| m.is_finite())
+            && std.iter().all(|s| s.is_finite() && *s > 0.0);
+        valid.then_some(Standardizer { mean, std })
+    }
+
     /// Column means, length `d`.
     pub fn mean(&self) -> &[f64] {
         &self.mean

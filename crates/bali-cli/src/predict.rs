@@ -1,0 +1,114 @@
+//! `bali predict`: predictions of a saved model (`bali fit --save`) for the rows of a CSV
+//! file, as CSV on standard output: per row the predictive mean, standard deviation and the
+//! bounds of the central predictive interval, in the units of the target.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use bali::data::{parse_columns, read_text};
+use bali::metrics::mixture_quantile;
+use bali::model_file;
+use bali::{BaliError, Ensemble, PredictMode};
+use clap::builder::TypedValueParser as _;
+use clap::Args;
+
+use crate::CliError;
+
+/// `bali predict --model FILE --csv FILE [--samples S] [--seed N] [--level L]`
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// Model file written by `bali fit --save`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// CSV file with a header line holding the model's input columns (by name; other
+    /// columns are left out and named on standard error).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Predictive samples of the whole mixture (S / K per member).
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
+    pub samples: usize,
+    /// Seed of the predictive samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Probability of the central predictive interval, in (0, 1).
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+}
+
+/// Writes a header `mean,sd,lower,upper` and one CSV line per input row: the predictive mean
+/// and standard deviation of the mixture and the bounds of its central `--level` interval
+/// (its `(1 - level)/2` and `(1 + level)/2` quantiles), in the target's units.
+pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if !(args.level > 0.0 && args.level < 1.0) {
+        return Err(CliError::InvalidOption {
+            name: "level",
+            value: args.level.to_string(),
+            reason: "must lie strictly between 0 and 1",
+        });
+    }
+    let saved = model_file::load(&args.model)?;
+    let Some(names) = saved.input_names.as_ref() else {
+        return Err(BaliError::NotFitted {
+            what: "input column names (save the model with `bali fit --save`)",
+        }
+        .into());
+    };
+    let text = read_text(&args.csv)?;
+    let (x_raw, left_out) = parse_columns(&text, &args.csv, names)?;
+    if !left_out.is_empty() {
+        eprintln!(
+            "bali predict: columns not used by the model: {}",
+            left_out.join(", ")
+        );
+    }
+    let first = &saved.members[0];
+    if first.mlp().num_outputs() != 1 {
+        return Err(BaliError::Unsupported {
+            what: "bali predict",
+            needs: "a model with one target column",
+        }
+        .into());
+    }
+    let Some(sigma2) = first.noise() else {
+        return Err(BaliError::NotFitted {
+            what: "predictive noise",
+        }
+        .into());
+    };
+    let x = match first.input_scaler() {
+        Some(s) => s.transform(x_raw.as_ref()),
+        None => x_raw.clone(),
+    };
+    let (loc, scale) = match first.target_scaler() {
+        Some(s) => (s.mean()[0], s.std()[0]),
+        None => (0.0, 1.0),
+    };
+    let ensemble = Ensemble {
+        members: saved.members,
+    };
+    let samples =
+        ensemble.predict_samples(x.as_ref(), args.samples, PredictMode::Weights, args.seed)?;
+    let (lo_p, hi_p) = ((1.0 - args.level) / 2.0, (1.0 + args.level) / 2.0);
+    writeln!(out, "mean,sd,lower,upper")?;
+    let mut means = vec![0.0; samples.len()];
+    for i in 0..x.nrows() {
+        for (m, s) in means.iter_mut().zip(&samples) {
+            *m = s[(i, 0)];
+        }
+        let mean = means.iter().sum::<f64>() / means.len() as f64;
+        let spread = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / means.len() as f64;
+        let sd = (spread + sigma2).sqrt();
+        let lower = mixture_quantile(&means, sigma2, lo_p);
+        let upper = mixture_quantile(&means, sigma2, hi_p);
+        writeln!(
+            out,
+            "{},{},{},{}",
+            loc + scale * mean,
+            scale * sd,
+            loc + scale * lower,
+            loc + scale * upper
+        )?;
+    }
+    Ok(())
+}
