@@ -70,12 +70,7 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
         .into());
     }
-    let Some(sigma2) = first.noise() else {
-        return Err(BaliError::NotFitted {
-            what: "predictive noise",
-        }
-        .into());
-    };
+    let sigma2 = first.predictive_noise()[0];
     let x = match first.input_scaler() {
         Some(s) => s.transform(x_raw.as_ref()),
         None => x_raw.clone(),

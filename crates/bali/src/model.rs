@@ -199,6 +199,21 @@ impl<T: Scalar> BayesianMlp<T> {
         self.noise
     }
 
+    /// The noise variance per output that prediction adds (training units): the one set
+    /// with [`BayesianMlp::set_noise`] (chosen on held-out data), else the diagonal of the
+    /// output layer's column covariance `Sigma_L` (learned from the training residuals, or the
+    /// fixed `s^2`; it tends to fall below the held-out optimum, ALGORITHM.md section 6).
+    pub fn predictive_noise(&self) -> Vec<f64> {
+        let q = self.mlp.num_outputs();
+        match self.noise {
+            Some(sigma2) => vec![sigma2; q],
+            None => {
+                let out = &self.layers[self.layers.len() - 1].col_cov;
+                out.diagonal().iter().map(|&v| Scalar::to_f64(v)).collect()
+            }
+        }
+    }
+
     fn check_inputs(&self, x: MatRef<'_, T>) -> Result<()> {
         let d0 = self.mlp.dims[0];
         if x.ncols() != d0 {
@@ -287,7 +302,7 @@ impl BayesianMlp<f64> {
     /// Predictive mean and variance of a Gaussian model for raw inputs `x` (n x d_0, in the
     /// units of the data): inputs standardized as in training, `s` samples of the network,
     /// variance = spread of the sampled outputs + `sigma^2`, both mapped back to the target
-    /// units. Needs the predictive noise ([`BayesianMlp::set_noise`]).
+    /// units. The noise is [`BayesianMlp::predictive_noise`].
     pub fn predict_gaussian(
         &self,
         x: MatRef<'_, f64>,
@@ -295,11 +310,7 @@ impl BayesianMlp<f64> {
         mode: PredictMode,
         rng: &mut StdRng,
     ) -> Result<GaussianPrediction> {
-        let Some(sigma2) = self.noise else {
-            return Err(BaliError::NotFitted {
-                what: "predictive noise (set_noise)",
-            });
-        };
+        let noise = self.predictive_noise();
         if s == 0 {
             return Err(BaliError::InvalidOption {
                 name: "samples",
@@ -322,7 +333,7 @@ impl BayesianMlp<f64> {
         for f in &samples {
             mean += f * faer::Scale(inv);
         }
-        let mut variance = Mat::<f64>::from_fn(n, q, |_, _| sigma2);
+        let mut variance = Mat::<f64>::from_fn(n, q, |_, j| noise[j]);
         for f in &samples {
             for j in 0..q {
                 for i in 0..n {

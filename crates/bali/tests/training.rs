@@ -446,12 +446,13 @@ fn gaussian_prediction_in_the_units_of_the_data() {
         .unwrap();
     let mut model = trainer.into_model();
     let mut srng = StdRng::seed_from_u64(1);
-    assert!(
-        model
-            .predict_gaussian(x_raw.as_ref(), 20, PredictMode::Weights, &mut srng)
-            .is_err(),
-        "no noise set yet"
-    );
+    // Without a held-out noise, the output layer's learned Sigma_L is the noise.
+    let sigma_l = model.posterior(1).col_cov.diagonal()[0];
+    assert_eq!(model.predictive_noise(), vec![sigma_l]);
+    let unscaled = model
+        .predict_gaussian(x.as_ref(), 20, PredictMode::Weights, &mut srng)
+        .unwrap();
+    assert!((0..n).all(|i| unscaled.variance[(i, 0)] >= sigma_l));
     assert!(model.set_noise(0.0).is_err());
     model.set_noise(0.01).unwrap();
     model.set_standardization(Some(xs), Some(ys.clone()));
@@ -469,4 +470,42 @@ fn gaussian_prediction_in_the_units_of_the_data() {
         assert!(pred.variance[(i, 0)] >= 0.01 * scale * scale * (1.0 - 1e-12));
     }
     let _ = &mut rng;
+}
+
+#[test]
+fn one_and_two_threads_give_the_same_bits() {
+    // 784 inputs, 1024 rows: S_xx of the first layer (1024 x 785^2 = 6.3e8 flops) and the
+    // forward products are above the threshold where the kernels use the second thread.
+    let (n, d) = (1024, 784);
+    let mut rng = StdRng::seed_from_u64(41);
+    let x = randn(&mut rng, n, d);
+    let y = Mat::from_fn(n, 1, |i, _| (x[(i, 0)] + x[(i, 5)]).tanh());
+    let run = |threads: usize| {
+        let config = BaliConfig {
+            threads,
+            ..BaliConfig::default()
+        };
+        let mut t = Trainer::<f64>::new(vec![d, 16, 1], config, n, 3).unwrap();
+        t.fit(x.as_ref(), y.as_ref(), 2, |_, _| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        let mut srng = StdRng::seed_from_u64(5);
+        let s = t
+            .model()
+            .predict_samples(x.subrows(0, 8), 2, PredictMode::Weights, &mut srng)
+            .unwrap();
+        (t, s)
+    };
+    let (one, s1) = run(1);
+    let (two, s2) = run(2);
+    for l in 0..2 {
+        assert!(
+            one.posterior(l).mean == two.posterior(l).mean,
+            "layer {l} mean"
+        );
+        assert!(one.posterior(l).row_precision.chol() == two.posterior(l).row_precision.chol());
+        assert!(one.posterior(l).col_cov.chol() == two.posterior(l).col_cov.chol());
+    }
+    assert!(s1 == s2, "predictive samples");
 }
