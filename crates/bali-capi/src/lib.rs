@@ -28,6 +28,7 @@ use std::path::PathBuf;
 
 use bali::model_file::{self, config_from_json, config_to_json, ModelFileError, SavedModel};
 use bali::{BaliConfig, BaliError, BayesianMlp, Ensemble, PredictMode, Trainer};
+use bali_mn::MnError;
 use faer::Mat;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -95,13 +96,10 @@ impl From<BaliError> for Failure {
     fn from(e: BaliError) -> Self {
         let status = match &e {
             BaliError::NonFinite { .. } => BaliStatus::NonFinite,
-            BaliError::Algebra(bali_mn_error) => {
-                if bali_mn_error.to_string().contains("non-finite") {
-                    BaliStatus::NonFinite
-                } else {
-                    BaliStatus::Numerical
-                }
-            }
+            BaliError::Algebra(MnError::NonFinite { .. }) => BaliStatus::NonFinite,
+            BaliError::Algebra(
+                MnError::NotPositiveDefinite { .. } | MnError::DegreesOfFreedom { .. },
+            ) => BaliStatus::Numerical,
             BaliError::NotFitted { .. } => BaliStatus::OutOfOrder,
             BaliError::ModelFile(ModelFileError::Io { .. }) | BaliError::Data(_) => BaliStatus::Io,
             BaliError::ModelFile(_) => BaliStatus::BadFile,
