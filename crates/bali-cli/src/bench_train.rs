@@ -371,7 +371,7 @@ const ROUNDS: usize = 3;
 /// consecutive steps of one method (as in its own training loop, so that each method sees
 /// its own steady state of caches and allocator): per round and method, untimed steps
 /// (`warmup` in the first round, 1 later) then its share of the `repeats` timed steps; up to
-/// [`ROUNDS`] rounds, so that drift of a shared machine hits all methods alike. Returns one
+/// `ROUNDS` rounds, so that drift of a shared machine hits all methods alike. Returns one
 /// record per method, with the median step time.
 pub fn time_case<T: Scalar>(
     case: TrainCase,

@@ -1,6 +1,6 @@
 //! `bali fit`: the main job. Trains a BALI ensemble on a regression data set (the embedded
 //! red-wine-quality data by default, or a CSV file), with the held-out protocol of
-//! [`crate::experiment`], and reports test RMSE, log-likelihood and interval coverage, with a
+//! [`bali::experiment`], and reports test RMSE, log-likelihood and interval coverage, with a
 //! predicted-vs-true plot and a calibration curve.
 
 use std::io::Write;
