@@ -70,21 +70,22 @@ fn check_dof(layer: Option<usize>, nu_n: f64, q: usize) -> Result<()> {
 ///
 /// A diagonal `Lambda_0` times `M` (p x q) is `p q` flops instead of the dense `2 p^2 q`, with
 /// the same values: every other term of the dense sums is an exact zero.
-enum PriorPrecision<T> {
-    /// `diag(Lambda_0)` (length p).
-    Diagonal(Vec<T>),
-    /// The full symmetric `Lambda_0` (p x p).
+enum PriorPrecision<'a, T> {
+    /// `Lambda_0` with a zero strict lower triangle: its diagonal is read (no copy).
+    Diagonal(MatRef<'a, T>),
+    /// The full symmetric `Lambda_0` (p x p, a copy).
     Dense(Mat<T>),
 }
 
-impl<T: Scalar> PriorPrecision<T> {
-    /// Reads the lower triangle of `prior.precision` (`p^2 / 2` comparisons).
-    fn of(prior: &Prior<T>) -> Self {
+impl<'a, T: Scalar> PriorPrecision<'a, T> {
+    /// Reads the lower triangle of `prior.precision` (`p^2 / 2` comparisons); allocates only
+    /// for a dense `Lambda_0`.
+    fn of(prior: &'a Prior<T>) -> Self {
         let lambda_0 = prior.precision.as_ref();
         let p = lambda_0.nrows();
         let diagonal = (0..p).all(|j| (j + 1..p).all(|i| lambda_0[(i, j)] == T::zero()));
         if diagonal {
-            PriorPrecision::Diagonal((0..p).map(|i| lambda_0[(i, i)]).collect())
+            PriorPrecision::Diagonal(lambda_0)
         } else {
             PriorPrecision::Dense(prior.precision_sym())
         }
@@ -93,12 +94,12 @@ impl<T: Scalar> PriorPrecision<T> {
     /// `out <- out + Lambda_0 m` (`Add`) or `out <- Lambda_0 m` (`Replace`); `m`, `out` p x q.
     fn mul_into(&self, mut out: MatMut<'_, T>, accum: Accum, m: MatRef<'_, T>, par: Par) {
         match self {
-            PriorPrecision::Diagonal(diag) => {
+            PriorPrecision::Diagonal(lambda_0) => {
                 for j in 0..m.ncols() {
                     let src = m.col(j);
                     let mut dst = out.rb_mut().col_mut(j);
-                    for (i, &d) in diag.iter().enumerate() {
-                        let v = d * src[i];
+                    for i in 0..m.nrows() {
+                        let v = lambda_0[(i, i)] * src[i];
                         dst[i] = match accum {
                             Accum::Add => dst[i] + v,
                             Accum::Replace => v,
@@ -116,7 +117,7 @@ impl<T: Scalar> PriorPrecision<T> {
 /// `Lambda_N = Lambda_0 + S~_xx` (factored) and `M_N = Lambda_N^{-1} (Lambda_0 M_0 + S~_xt)`.
 fn row_posterior<T: Scalar>(
     prior: &Prior<T>,
-    lambda_0: &PriorPrecision<T>,
+    lambda_0: &PriorPrecision<'_, T>,
     stats: &NaturalStats<T>,
     cfg: &PosteriorConfig,
 ) -> Result<(KronFactor<T>, Mat<T>)> {
@@ -143,7 +144,7 @@ fn row_posterior<T: Scalar>(
 /// `Sigma = (Psi_0 + S~_rr + (M_N - M_0)^T Lambda_0 (M_N - M_0)) / (nu_0 + n~ - q - 1)`.
 fn learned_col_cov<T: Scalar>(
     prior: &Prior<T>,
-    lambda_0: &PriorPrecision<T>,
+    lambda_0: &PriorPrecision<'_, T>,
     psi0: &Mat<T>,
     nu0: T,
     stats: &NaturalStats<T>,
@@ -309,7 +310,7 @@ pub fn posterior_step_into<T: Scalar>(
         unreachable!("the spare posterior was just set")
     };
     let corr = stats.bias_correction();
-    let diagonal_prior = (0..p).all(|j| (j + 1..p).all(|i| prior.precision[(i, j)] == T::zero()));
+    let lambda_0 = PriorPrecision::of(prior);
     // Lambda_N = Lambda_0 + S~_xx (lower triangle), factored in place.
     next.row_precision.refactor(
         |mut lambda_n| {
@@ -330,24 +331,7 @@ pub fn posterior_step_into<T: Scalar>(
             next.mean[(i, j)] = corrected(stats.sxt[(i, j)], corr);
         }
     }
-    if diagonal_prior {
-        for j in 0..q {
-            for i in 0..p {
-                let v = prior.precision[(i, i)] * prior.mean[(i, j)];
-                next.mean[(i, j)] += v;
-            }
-        }
-    } else {
-        let lambda_0 = prior.precision_sym();
-        matmul(
-            next.mean.as_mut(),
-            Accum::Add,
-            lambda_0.as_ref(),
-            prior.mean.as_ref(),
-            T::one(),
-            cfg.par,
-        );
-    }
+    lambda_0.mul_into(next.mean.as_mut(), Accum::Add, prior.mean.as_ref(), cfg.par);
     next.row_precision
         .solve_in_place(next.mean.as_mut(), cfg.par);
     match &prior.col {
@@ -389,23 +373,12 @@ pub fn posterior_step_into<T: Scalar>(
                     ws.diff[(i, j)] = next.mean[(i, j)] - prior.mean[(i, j)];
                 }
             }
-            if diagonal_prior {
-                for j in 0..q {
-                    for i in 0..p {
-                        ws.scaled[(i, j)] = prior.precision[(i, i)] * ws.diff[(i, j)];
-                    }
-                }
-            } else {
-                let lambda_0 = prior.precision_sym();
-                matmul(
-                    ws.scaled.as_mut(),
-                    Accum::Replace,
-                    lambda_0.as_ref(),
-                    ws.diff.as_ref(),
-                    T::one(),
-                    cfg.par,
-                );
-            }
+            lambda_0.mul_into(
+                ws.scaled.as_mut(),
+                Accum::Replace,
+                ws.diff.as_ref(),
+                cfg.par,
+            );
             let inv_dof = T::of(1.0 / (nu_n - q as f64 - 1.0));
             let corr = stats.bias_correction();
             let (srr, diff, scaled) = (&stats.srr, &ws.diff, &ws.scaled);
