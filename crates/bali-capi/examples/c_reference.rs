@@ -2,8 +2,8 @@
 //! the Rust library on the same data, options and seeds; printed in the same
 //! `key[index] hex-bits` lines (CI diffs the two outputs).
 
-use bali::{BaliConfig, Ensemble, PredictMode, Trainer};
-use faer::Mat;
+use bali::{BaliConfig, BayesianMlp, Ensemble, PredictMode, Trainer};
+use faer::{Mat, MatRef};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -24,13 +24,31 @@ fn row_major(m: &Mat<f64>) -> Vec<f64> {
         .collect()
 }
 
+/// The predictive mean and variance of `model` for `rows` (prediction seed 3, as the C test's
+/// `bali_predict` calls), as `key.mean[i]` and `key.variance[i]` lines.
+fn print_prediction(
+    key: &str,
+    model: &BayesianMlp<f64>,
+    rows: MatRef<'_, f64>,
+) -> Result<(), bali::BaliError> {
+    let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(3, 0));
+    let pred = model.predict_gaussian(rows, SAMPLES, PredictMode::Weights, &mut rng)?;
+    for i in 0..ROWS {
+        println!("{key}.mean[{i}] {:016x}", pred.mean[(i, 0)].to_bits());
+        println!(
+            "{key}.variance[{i}] {:016x}",
+            pred.variance[(i, 0)].to_bits()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), bali::BaliError> {
     let x = Mat::from_fn(N, 3, |i, j| (0.37 * i as f64 + 1.1 * j as f64).sin());
     let y = Mat::from_fn(N, 1, |i, _| {
         x[(i, 0)] - 0.5 * x[(i, 1)] * x[(i, 2)] + 0.1 * (1.7 * i as f64).cos()
     });
     let rows = x.subrows(0, ROWS);
-    let rng = || StdRng::seed_from_u64(Ensemble::<()>::sample_seed(3, 0));
 
     let config = BaliConfig {
         wd: 1.0,
@@ -41,13 +59,7 @@ fn main() -> Result<(), bali::BaliError> {
     trainer.fit(x.as_ref(), y.as_ref(), 30, |_, _| {
         std::ops::ControlFlow::Continue(())
     })?;
-    let pred = trainer
-        .model()
-        .predict_gaussian(rows, SAMPLES, PredictMode::Weights, &mut rng())?;
-    for i in 0..ROWS {
-        println!("fit.mean[{i}] {:016x}", pred.mean[(i, 0)].to_bits());
-        println!("fit.variance[{i}] {:016x}", pred.variance[(i, 0)].to_bits());
-    }
+    print_prediction("fit", trainer.model(), rows)?;
     let l0 = trainer.posterior(0);
     print_bits("layer0.mean", row_major(&l0.mean));
     print_bits(
@@ -56,19 +68,15 @@ fn main() -> Result<(), bali::BaliError> {
     );
     print_bits("layer0.col_cov", row_major(&l0.col_cov.matrix()));
     print_bits("layer1.mean", row_major(&trainer.posterior(1).mean));
+    // The C test saves, loads and fits 10 more steps: never stopping gives the same.
+    trainer.fit(x.as_ref(), y.as_ref(), 10, |_, _| {
+        std::ops::ControlFlow::Continue(())
+    })?;
+    print_prediction("resume", trainer.model(), rows)?;
 
     let mut stream = Trainer::<f64>::new(vec![3, 8, 1], BaliConfig::default(), N, 7)?;
     stream.partial_fit(x.subrows(0, 16), y.subrows(0, 16))?;
     stream.partial_fit(x.subrows(16, 16), y.subrows(16, 16))?;
-    let pred = stream
-        .model()
-        .predict_gaussian(rows, SAMPLES, PredictMode::Weights, &mut rng())?;
-    for i in 0..ROWS {
-        println!("stream.mean[{i}] {:016x}", pred.mean[(i, 0)].to_bits());
-        println!(
-            "stream.variance[{i}] {:016x}",
-            pred.variance[(i, 0)].to_bits()
-        );
-    }
+    print_prediction("stream", stream.model(), rows)?;
     Ok(())
 }

@@ -127,7 +127,10 @@ BaliStatus bali_layer_posterior(const BaliModel *model,
 // `model` is a live handle; `path` is a NUL-terminated string.
 BaliStatus bali_save(const BaliModel *model, const char *path);
 
-// Loads a model file into `*out` (a handle that predicts and can be saved, not trained).
+// Loads a model file into `*out`: a handle that predicts and can be saved, and that
+// continues training (`bali_fit`, `bali_partial_fit`) exactly where it was saved when the
+// file holds one member with its training state and no standardization (as `bali_save`
+// writes).
 //
 // # Safety
 // `path` is a NUL-terminated string; `out` points to writable storage for a pointer.

@@ -27,7 +27,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use bali::model_file::{self, config_from_json, config_to_json, ModelFileError, SavedModel};
-use bali::{BaliConfig, BaliError, BayesianMlp, Ensemble, PredictMode, Trainer};
+use bali::{BaliConfig, BaliError, BayesianMlp, Ensemble, PredictMode, Trainer, TrainerState};
 use bali_mn::MnError;
 use faer::Mat;
 use rand::rngs::StdRng;
@@ -72,8 +72,10 @@ enum State {
     Empty,
     /// Being trained (fit or partial_fit called).
     Training(Box<Trainer<f64>>),
-    /// Loaded from a model file (one or more members); cannot be trained further.
-    Loaded(Ensemble<BayesianMlp<f64>>),
+    /// Loaded from a model file that cannot be trained further from C: an ensemble, a file
+    /// without training state, or one whose model standardizes its data (saved by `bali fit`,
+    /// trained in standardized units). Keeps the training states to save them again.
+    Loaded(Ensemble<BayesianMlp<f64>>, Option<Vec<TrainerState<f64>>>),
 }
 
 /// Progress callback of [`bali_fit`]: called after every step with the steps done and the
@@ -374,9 +376,9 @@ fn training(m: &mut BaliModel, n_train: usize) -> Result<&mut Trainer<f64>, Fail
     }
     match &mut m.state {
         State::Training(t) => Ok(t),
-        State::Loaded(_) => Err(Failure(
+        State::Loaded(..) => Err(Failure(
             BaliStatus::OutOfOrder,
-            "a loaded model file holds no training state: it predicts but does not train".into(),
+            "this loaded model file predicts but does not train here: it is an ensemble, holds no training state, or standardizes its data (saved by `bali fit`)".into(),
         )),
         State::Empty => unreachable!("the trainer was just created"),
     }
@@ -461,7 +463,7 @@ pub unsafe extern "C" fn bali_predict(
                 t.model()
                     .predict_gaussian(xm.as_ref(), samples, PredictMode::Weights, &mut rng)?
             }
-            State::Loaded(e) => {
+            State::Loaded(e, _) => {
                 e.predict_gaussian(xm.as_ref(), samples, PredictMode::Weights, seed)?
             }
         };
@@ -481,7 +483,7 @@ fn first_model(m: &BaliModel) -> Result<&BayesianMlp<f64>, Failure> {
             "the model has no posterior yet (call bali_fit first)".into(),
         )),
         State::Training(t) => Ok(t.model()),
-        State::Loaded(e) => Ok(&e.members[0]),
+        State::Loaded(e, _) => Ok(&e.members[0]),
     }
 }
 
@@ -567,25 +569,36 @@ pub unsafe extern "C" fn bali_save(model: *const BaliModel, path: *const c_char)
         let m = unsafe { non_null(model, "model") }?;
         let path = path_of(path)?;
         let saved = match &m.state {
-            State::Loaded(e) => SavedModel {
+            State::Loaded(e, training) => SavedModel {
                 members: e.members.clone(),
                 config: Some(m.config.clone()),
                 input_names: None,
                 target_name: None,
+                training: training.clone(),
             },
-            _ => SavedModel {
-                members: vec![first_model(m)?.clone()],
+            State::Training(t) => SavedModel {
+                members: vec![t.model().clone()],
                 config: Some(m.config.clone()),
                 input_names: None,
                 target_name: None,
+                training: Some(vec![t.state()]),
             },
+            State::Empty => {
+                return Err(Failure(
+                    BaliStatus::OutOfOrder,
+                    "save before fit: the model has no posterior yet".into(),
+                ))
+            }
         };
         model_file::save(&path, &saved)?;
         Ok(())
     })
 }
 
-/// Loads a model file into `*out` (a handle that predicts and can be saved, not trained).
+/// Loads a model file into `*out`: a handle that predicts and can be saved, and that
+/// continues training (`bali_fit`, `bali_partial_fit`) exactly where it was saved when the
+/// file holds one member with its training state and no standardization (as `bali_save`
+/// writes).
 ///
 /// # Safety
 /// `path` is a NUL-terminated string; `out` points to writable storage for a pointer.
@@ -597,14 +610,35 @@ pub unsafe extern "C" fn bali_load(path: *const c_char, out: *mut *mut BaliModel
         }
         let saved = model_file::load(&path_of(path)?)?;
         let dims = saved.members[0].mlp().dims.clone();
+        let config = saved.config.clone().unwrap_or_default();
+        let first = &saved.members[0];
+        let trainable = saved.members.len() == 1
+            && saved.training.is_some()
+            && first.input_scaler().is_none()
+            && first.target_scaler().is_none();
+        let (n_train, state) = if trainable {
+            let trainer = saved
+                .into_trainers()?
+                .pop()
+                .ok_or_else(|| invalid("a model file without members"))?;
+            (Some(trainer.n_train()), State::Training(Box::new(trainer)))
+        } else {
+            (
+                None,
+                State::Loaded(
+                    Ensemble {
+                        members: saved.members,
+                    },
+                    saved.training,
+                ),
+            )
+        };
         let model = Box::new(BaliModel {
             dims,
             seed: 0,
-            n_train: None,
-            config: saved.config.unwrap_or_default(),
-            state: State::Loaded(Ensemble {
-                members: saved.members,
-            }),
+            n_train,
+            config,
+            state,
         });
         // SAFETY: writable by the contract.
         unsafe { *out = Box::into_raw(model) };

@@ -59,6 +59,7 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
     let map_fixed = Overrides {
         activation: fixed.activation,
         batch_size: fixed.batch_size,
+        threads: fixed.threads,
         ..Overrides::default()
     };
     let root = args

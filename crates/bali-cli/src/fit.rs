@@ -141,6 +141,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         samples: args.samples,
         max_iterations: args.max_iterations,
         seed: args.seed,
+        threads: args.train.options.threads.unwrap_or(1),
         ..ProtocolOptions::default()
     };
     writeln!(
@@ -242,14 +243,17 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
             Method::Bali(c) => Some(c.clone()),
             Method::Map(_) => None,
         };
-        let members = result
+        let (training, members): (Vec<_>, Vec<_>) = result
             .ensemble
             .members
             .into_iter()
             .filter_map(|learner| match learner {
-                Learner::Bali(trainer) => Some(trainer.into_model()),
+                Learner::Bali(trainer) => Some((trainer.state(), trainer.into_model())),
                 Learner::Map(_) => None,
             })
+            .unzip();
+        let members = members
+            .into_iter()
             .map(|mut model| {
                 model.set_standardization(Some(xs.clone()), Some(ys.clone()));
                 model.set_noise(result.sigma2).map(|()| model)
@@ -260,6 +264,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
             config,
             input_names: Some(data.feature_names.clone()),
             target_name: Some(data.target_name.clone()),
+            training: Some(training),
         };
         model_file::save(path, &saved)?;
         writeln!(

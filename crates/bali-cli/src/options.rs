@@ -58,6 +58,11 @@ pub struct TrainOptions {
     #[arg(long, value_parser = PossibleValuesParser::new(["relu", "tanh", "gelu"])
           .try_map(|s| s.parse::<Activation>()))]
     pub activation: Option<Activation>,
+    /// Threads: ensemble members train side by side (`uci`), and the linear-algebra kernels
+    /// use a second thread on large products; results are bit-identical for any count
+    /// [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256).map(|v| v as usize))]
+    pub threads: Option<usize>,
 }
 
 impl TrainArgs {
@@ -104,6 +109,7 @@ impl TrainOptions {
             beta: self.beta,
             batch_size: self.batch_size,
             activation: self.activation,
+            threads: self.threads,
         }
     }
 

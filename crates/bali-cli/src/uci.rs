@@ -42,9 +42,6 @@ pub struct UciArgs {
     /// Only the default options (no held-out grid over options).
     #[arg(long)]
     pub no_grid: bool,
-    /// Threads (ensemble members train side by side when > 1).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
     /// Base seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -143,7 +140,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         members,
         samples: args.samples,
         max_iterations,
-        threads: args.threads,
+        threads: args.train.options.threads.unwrap_or(1),
         seed: args.seed,
         ..ProtocolOptions::default()
     };

@@ -395,3 +395,84 @@ fn fit_save_then_predict_from_the_model_file() {
     assert!(err.contains("m.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn fit_with_one_and_two_threads_saves_the_same_bits() {
+    let dir = std::env::temp_dir().join(format!("bali-threads-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("wide.csv");
+    // 1300 rows of 730 inputs: the first layer's S_xx on the 1040 training rows
+    // (1040 x 731^2 = 5.6e8 flops) is above the threshold where the kernels take a
+    // second thread.
+    let (rows, d) = (1300, 730);
+    let mut text: String = (0..d).map(|j| format!("x{j},")).collect();
+    text.push_str("y\n");
+    for i in 0..rows {
+        let mut y = 0.0;
+        for j in 0..d {
+            let v = ((i * 31 + j * 17) % 97) as f64 / 48.0 - 1.0;
+            if j < 3 {
+                y += v;
+            }
+            text.push_str(&format!("{v},"));
+        }
+        text.push_str(&format!("{}\n", y.sin()));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let fit = |threads: &str| {
+        let model = dir.join(format!("t{threads}.safetensors"));
+        run_cli(&[
+            "bali",
+            "fit",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--target",
+            "y",
+            "--hidden",
+            "16",
+            "--members",
+            "1",
+            "--alpha",
+            "0.5",
+            "--gamma",
+            "0.1",
+            "--wd",
+            "1",
+            "--preconditioner",
+            "kfac",
+            "--max-iterations",
+            "3",
+            "--samples",
+            "10",
+            "--threads",
+            threads,
+            "--quiet",
+            "--out-dir",
+            dir.to_str().unwrap(),
+            "--save",
+            model.to_str().unwrap(),
+        ])
+        .unwrap();
+        bali::model_file::load(&model).unwrap()
+    };
+    let (one, two) = (fit("1"), fit("2"));
+    let (a, b) = (&one.members[0], &two.members[0]);
+    for (l, (pa, pb)) in a.layers().iter().zip(b.layers()).enumerate() {
+        assert!(pa.mean == pb.mean, "layer {l} mean");
+        assert!(
+            pa.row_precision.chol() == pb.row_precision.chol(),
+            "layer {l} Lambda"
+        );
+        assert!(pa.col_cov.chol() == pb.col_cov.chol(), "layer {l} Sigma");
+    }
+    assert_eq!(a.noise(), b.noise());
+    assert_eq!(one.training, two.training, "training state");
+    let (ca, cb) = (one.config.unwrap(), two.config.unwrap());
+    assert_eq!(
+        (ca.threads, cb.threads),
+        (1, 2),
+        "--threads reaches the options"
+    );
+    assert_eq!(BaliConfig { threads: 1, ..cb }, ca);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -38,4 +38,4 @@ pub use likelihood::Likelihood;
 pub use method::{Learner, Method, Overrides, Preset};
 pub use model::{BayesianMlp, PredictMode};
 pub use predict::Ensemble;
-pub use train::Trainer;
+pub use train::{Trainer, TrainerState};

@@ -163,6 +163,8 @@ pub struct Overrides {
     pub batch_size: Option<usize>,
     /// Hidden activation.
     pub activation: Option<Activation>,
+    /// Threads of the kernels (BALI and MAP; results do not depend on it).
+    pub threads: Option<usize>,
 }
 
 impl Overrides {
@@ -207,6 +209,9 @@ impl Overrides {
         }
         if let Some(v) = self.activation {
             c.activation = v;
+        }
+        if let Some(v) = self.threads {
+            c.threads = v;
         }
         c
     }
@@ -365,7 +370,7 @@ impl Preset {
                     lr: if batch.is_some() { 3e-3 } else { 1e-2 },
                     activation: fixed.activation.unwrap_or(Activation::Relu),
                     weight_decay: fixed.wd.unwrap_or(MapConfig::default().weight_decay),
-                    ..MapConfig::default()
+                    threads: fixed.threads.unwrap_or(MapConfig::default().threads),
                 };
                 if !search {
                     return vec![Method::Map(base)];

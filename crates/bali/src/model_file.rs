@@ -15,6 +15,24 @@
 //! | `target.mean`, `target.std` | d_L | target standardization (if any) |
 //! | `noise` | 1 | predictive noise variance, standardized units (if set) |
 //!
+//! A file saved with the training state (`training` in the metadata not null) also holds,
+//! per member `m` and layer `l`, what [`Trainer::resume`] needs to continue exactly:
+//!
+//! | name | shape | what |
+//! |---|---|---|
+//! | `member{m}.train.layer{l}.sxx` | p x p | `S_hat_xx` (lower triangle valid) |
+//! | `member{m}.train.layer{l}.sxt` | p x q | `S_hat_xt` |
+//! | `member{m}.train.layer{l}.srr` | q x q | `S_hat_rr` (lower triangle valid) |
+//! | `member{m}.train.layer{l}.n_hat` | 1 | `n_hat` |
+//! | `member{m}.train.layer{l}.c_hat` | q x q | curvature EMA (`Improved` hidden layers) |
+//! | `member{m}.train.layer{l}.floor_abs` | 1 | frozen damping floor (once set) |
+//! | `member{m}.train.order` | N (U64) | the batch sampler's permutation of the rows |
+//!
+//! and, in the metadata's `training` list (one entry per member), the integers: `n_train`,
+//! `step`, per layer `step` and `curvature_step` (null without curvature), the sampler's
+//! `cursor` and `epoch`, and its ChaCha12 generator (`seed` as 64 hex digits, `stream`,
+//! `word_pos` as a decimal string: it is a 128-bit count).
+//!
 //! The rest is JSON in the header's metadata under the key `bali`: `format` (`"bali-model"`),
 //! `version` ([`FORMAT_VERSION`]), `dtype`, `dims`, `activation`, `likelihood`, `members`, the
 //! training options (`config`, see [`config_to_json`]) and the input and target column names.
@@ -40,6 +58,9 @@ use crate::data::Standardizer;
 use crate::error::{BaliError, Result};
 use crate::likelihood::Likelihood;
 use crate::model::BayesianMlp;
+use crate::train::{
+    CurvatureState, LayerTrainingState, RngState, SamplerState, Trainer, TrainerState,
+};
 
 /// The value of `format` in the metadata.
 pub const FORMAT_NAME: &str = "bali-model";
@@ -57,6 +78,39 @@ pub struct SavedModel {
     pub input_names: Option<Vec<String>>,
     /// Name of the target column, if known.
     pub target_name: Option<String>,
+    /// Each member's training state, to resume training with [`Trainer::resume`] (one per
+    /// member, in order), if saved.
+    pub training: Option<Vec<TrainerState<f64>>>,
+}
+
+impl SavedModel {
+    /// The members with their options and column names unknown, without training state.
+    pub fn of_members(members: Vec<BayesianMlp<f64>>) -> Self {
+        SavedModel {
+            members,
+            config: None,
+            input_names: None,
+            target_name: None,
+            training: None,
+        }
+    }
+
+    /// Trainers that continue each member's training where it was saved.
+    ///
+    /// Errors: [`BaliError::NotFitted`] when the file holds no training state or no options,
+    /// and what [`Trainer::resume`] returns.
+    pub fn into_trainers(self) -> Result<Vec<Trainer<f64>>> {
+        let (Some(states), Some(config)) = (self.training, self.config) else {
+            return Err(BaliError::NotFitted {
+                what: "training state (save it with the trainer's state to resume)",
+            });
+        };
+        self.members
+            .into_iter()
+            .zip(states)
+            .map(|(model, state)| Trainer::resume(model, config.clone(), state))
+            .collect()
+    }
 }
 
 /// Everything that can be wrong with a model file, with the file and the place in it.
@@ -105,7 +159,7 @@ pub enum ModelFileError {
         tensor: String,
     },
     /// A tensor of another dtype than f64.
-    #[error("{path}: tensor {tensor} has dtype {found}, expected F64")]
+    #[error("{path}: tensor {tensor} has dtype {found}, expected {expected}")]
     Dtype {
         /// The file.
         path: PathBuf,
@@ -113,6 +167,8 @@ pub enum ModelFileError {
         tensor: String,
         /// Its dtype.
         found: String,
+        /// The dtype this tensor must have.
+        expected: &'static str,
     },
     /// A tensor whose shape does not fit the architecture in the metadata.
     #[error("{path}: tensor {tensor} has shape {found:?}, expected {expected:?}")]
@@ -355,6 +411,76 @@ pub fn to_bytes(model: &SavedModel) -> Result<Vec<u8>> {
             ));
         }
     }
+    let mut u64_tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let training = match &model.training {
+        None => Value::Null,
+        Some(states) => {
+            if states.len() != model.members.len() || model.config.is_none() {
+                return Err(BaliError::InvalidOption {
+                    name: "training state",
+                    value: format!("{} states", states.len()),
+                    reason: "one training state per member, saved with the options",
+                });
+            }
+            let mut entries = Vec::with_capacity(states.len());
+            for (m, state) in states.iter().enumerate() {
+                let mut layers = Vec::with_capacity(state.layers.len());
+                for (l, layer) in state.layers.iter().enumerate() {
+                    let name = |what: &str| format!("member{m}.train.layer{l}.{what}");
+                    for (what, mat) in [
+                        ("sxx", &layer.sxx),
+                        ("sxt", &layer.sxt),
+                        ("srr", &layer.srr),
+                    ] {
+                        tensors.push((
+                            name(what),
+                            vec![mat.nrows(), mat.ncols()],
+                            matrix_bytes(mat),
+                        ));
+                    }
+                    tensors.push((name("n_hat"), vec![1], vector_bytes(&[layer.n_hat])));
+                    if let Some(c) = &layer.curvature {
+                        tensors.push((
+                            name("c_hat"),
+                            vec![c.c_hat.nrows(), c.c_hat.ncols()],
+                            matrix_bytes(&c.c_hat),
+                        ));
+                        if let Some(f) = c.floor_abs {
+                            tensors.push((name("floor_abs"), vec![1], vector_bytes(&[f])));
+                        }
+                    }
+                    layers.push(json!({
+                        "step": layer.step,
+                        "curvature_step": layer.curvature.as_ref().map(|c| c.step),
+                        "has_floor_abs": layer.curvature.as_ref().is_some_and(|c| c.floor_abs.is_some()),
+                    }));
+                }
+                let order = &state.sampler.order;
+                u64_tensors.push((
+                    format!("member{m}.train.order"),
+                    vec![order.len()],
+                    order
+                        .iter()
+                        .flat_map(|&i| (i as u64).to_le_bytes())
+                        .collect(),
+                ));
+                let rng = &state.sampler.rng;
+                entries.push(json!({
+                    "n_train": state.n_train,
+                    "step": state.step,
+                    "layers": layers,
+                    "cursor": state.sampler.cursor,
+                    "epoch": state.sampler.epoch,
+                    "rng": {
+                        "seed": rng.seed.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                        "stream": rng.stream,
+                        "word_pos": rng.word_pos.to_string(),
+                    },
+                }));
+            }
+            Value::Array(entries)
+        }
+    };
     for (prefix, scaler) in [
         ("input", first.input_scaler()),
         ("target", first.target_scaler()),
@@ -389,11 +515,18 @@ pub fn to_bytes(model: &SavedModel) -> Result<Vec<u8>> {
         "config": model.config.as_ref().map(config_to_json),
         "input_names": model.input_names,
         "target_name": model.target_name,
+        "training": training,
     });
     let views = tensors
         .iter()
-        .map(|(name, shape, data)| {
-            TensorView::new(Dtype::F64, shape.clone(), data)
+        .map(|(name, shape, data)| (Dtype::F64, name, shape, data))
+        .chain(
+            u64_tensors
+                .iter()
+                .map(|(name, shape, data)| (Dtype::U64, name, shape, data)),
+        )
+        .map(|(dtype, name, shape, data)| {
+            TensorView::new(dtype, shape.clone(), data)
                 .map(|v| (name.clone(), v))
                 .map_err(|e| ModelFileError::Write {
                     reason: format!("tensor {name}: {e}"),
@@ -544,6 +677,7 @@ fn parse(bytes: &[u8], path: &Path) -> std::result::Result<SavedModel, ModelFile
                 path: path_buf(),
                 tensor: name.into(),
                 found: format!("{:?}", view.dtype()),
+                expected: "F64",
             });
         }
         if view.shape() != shape {
@@ -657,10 +791,172 @@ fn parse(bytes: &[u8], path: &Path) -> std::result::Result<SavedModel, ModelFile
         Value::String(s) => Some(s.clone()),
         _ => return Err(meta_err("`target_name` is not a string".into())),
     };
+    let training = match meta.get("training").unwrap_or(&Value::Null) {
+        Value::Null => None,
+        Value::Array(entries) => {
+            if entries.len() != members || config.is_none() {
+                return Err(meta_err(format!(
+                    "`training` has {} entries for {members} members (and needs `config`)",
+                    entries.len()
+                )));
+            }
+            let mut states = Vec::with_capacity(members);
+            for (m, entry) in entries.iter().enumerate() {
+                let field = |v: &Value, name: &str| -> std::result::Result<u64, ModelFileError> {
+                    v.get(name).and_then(Value::as_u64).ok_or_else(|| {
+                        meta_err(format!("`training[{m}].{name}` is not an unsigned integer"))
+                    })
+                };
+                let index = |v: &Value, name: &str| {
+                    field(v, name).and_then(|u| {
+                        usize::try_from(u).map_err(|_| {
+                            meta_err(format!("`training[{m}].{name}` does not fit this machine"))
+                        })
+                    })
+                };
+                let n_train = index(entry, "n_train")?;
+                let layer_meta = entry
+                    .get("layers")
+                    .and_then(Value::as_array)
+                    .filter(|a| a.len() == mlp.num_layers())
+                    .ok_or_else(|| {
+                        meta_err(format!("`training[{m}].layers` is not one entry per layer"))
+                    })?;
+                let mut layers = Vec::with_capacity(layer_meta.len());
+                for (l, lm) in layer_meta.iter().enumerate() {
+                    let (p, q) = mlp.layer_shape(l);
+                    let name = |what: &str| format!("member{m}.train.layer{l}.{what}");
+                    let curvature = match lm.get("curvature_step") {
+                        None | Some(Value::Null) => None,
+                        Some(v) => {
+                            let step = v.as_u64().ok_or_else(|| {
+                                meta_err(format!(
+                                    "`training[{m}].layers[{l}].curvature_step` is not an unsigned integer"
+                                ))
+                            })?;
+                            let floor_abs =
+                                if lm.get("has_floor_abs").and_then(Value::as_bool) == Some(true) {
+                                    Some(read(&name("floor_abs"), &[1])?[0])
+                                } else {
+                                    None
+                                };
+                            Some(CurvatureState {
+                                c_hat: matrix(&name("c_hat"), q, q)?,
+                                step,
+                                floor_abs,
+                            })
+                        }
+                    };
+                    layers.push(LayerTrainingState {
+                        sxx: matrix(&name("sxx"), p, p)?,
+                        sxt: matrix(&name("sxt"), p, q)?,
+                        srr: matrix(&name("srr"), q, q)?,
+                        n_hat: read(&name("n_hat"), &[1])?[0],
+                        step: field(lm, "step")?,
+                        curvature,
+                    });
+                }
+                let order_name = format!("member{m}.train.order");
+                let view =
+                    tensors
+                        .tensor(&order_name)
+                        .map_err(|_| ModelFileError::MissingTensor {
+                            path: path_buf(),
+                            tensor: order_name.clone(),
+                        })?;
+                if view.dtype() != Dtype::U64 {
+                    return Err(ModelFileError::Dtype {
+                        path: path_buf(),
+                        tensor: order_name,
+                        found: format!("{:?}", view.dtype()),
+                        expected: "U64",
+                    });
+                }
+                if view.shape() != [n_train] {
+                    return Err(ModelFileError::Shape {
+                        path: path_buf(),
+                        tensor: order_name,
+                        expected: vec![n_train],
+                        found: view.shape().to_vec(),
+                    });
+                }
+                let order: Vec<usize> = view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| {
+                        usize::try_from(u64::from_le_bytes([
+                            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+                        ]))
+                        .unwrap_or(usize::MAX)
+                    })
+                    .collect();
+                let mut seen = vec![false; n_train];
+                if let Some(i) = order
+                    .iter()
+                    .position(|&r| r >= n_train || std::mem::replace(&mut seen[r], true))
+                {
+                    return Err(ModelFileError::Invalid {
+                        path: path_buf(),
+                        tensor: order_name,
+                        reason: format!(
+                            "entry {i} ({}) repeats a row or is not below n_train = {n_train}: not a permutation",
+                            order[i]
+                        ),
+                    });
+                }
+                let rng = entry
+                    .get("rng")
+                    .ok_or_else(|| meta_err(format!("`training[{m}].rng` is missing")))?;
+                let seed_hex = rng.get("seed").and_then(Value::as_str).unwrap_or("");
+                let seed = parse_seed(seed_hex).ok_or_else(|| {
+                    meta_err(format!("`training[{m}].rng.seed` is not 64 hex digits"))
+                })?;
+                let word_pos = rng
+                    .get("word_pos")
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.parse::<u128>().ok())
+                    .ok_or_else(|| {
+                        meta_err(format!(
+                            "`training[{m}].rng.word_pos` is not a decimal string"
+                        ))
+                    })?;
+                states.push(TrainerState {
+                    n_train,
+                    step: field(entry, "step")?,
+                    layers,
+                    sampler: SamplerState {
+                        order,
+                        cursor: index(entry, "cursor")?,
+                        epoch: index(entry, "epoch")?,
+                        rng: RngState {
+                            seed,
+                            stream: field(rng, "stream")?,
+                            word_pos,
+                        },
+                    },
+                });
+            }
+            Some(states)
+        }
+        _ => return Err(meta_err("`training` is not a list".into())),
+    };
     Ok(SavedModel {
         members: out,
         config,
         input_names,
         target_name,
+        training,
     })
+}
+
+/// 32 bytes from 64 hex digits.
+fn parse_seed(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(seed)
 }

@@ -1,5 +1,6 @@
 //! Model files: a bit-exact round trip of a fitted ensemble (posteriors, standardization,
-//! noise, options, names), and a clear error for every kind of bad file.
+//! noise, options, names, training state), resuming training from a file equal to never
+//! stopping, and a clear error for every kind of bad file.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -7,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use bali::data::Standardizer;
 use bali::model_file::{self, ModelFileError, SavedModel, FORMAT_VERSION};
-use bali::{BaliConfig, BaliError, BayesianMlp, Ensemble, PredictMode, Trainer};
+use bali::{
+    BaliConfig, BaliError, BayesianMlp, Ensemble, Formulation, Preconditioner, PredictMode,
+    SigmaSpec, Trainer,
+};
 use faer::Mat;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -31,27 +35,30 @@ fn fitted_ensemble(k: usize) -> SavedModel {
         wd: 1.0,
         ..BaliConfig::default()
     };
-    let members = (0..k)
+    let (training, members) = (0..k)
         .map(|m| {
             let mut t = Trainer::<f64>::new(vec![3, 6, 4, 1], config.clone(), n, m as u64).unwrap();
             t.fit(x.as_ref(), y.as_ref(), 7, |_, _| ControlFlow::Continue(()))
                 .unwrap();
+            let state = t.state();
             let mut model = t.into_model();
             model.set_standardization(Some(xs.clone()), Some(ys.clone()));
             model.set_noise(0.037).unwrap();
-            model
+            (state, model)
         })
-        .collect();
+        .unzip();
     SavedModel {
         members,
         config: Some(config),
         input_names: Some(vec!["a".into(), "b".into(), "c".into()]),
         target_name: Some("y".into()),
+        training: Some(training),
     }
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bali-model-file-{}", std::process::id()));
+    // One folder per file: tests run in parallel and one checks its folder for leftovers.
+    let dir = std::env::temp_dir().join(format!("bali-model-file-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -90,6 +97,7 @@ fn round_trip_is_bit_exact_and_the_write_is_atomic() {
         same_model(a, b);
     }
     assert_eq!(loaded.config, saved.config);
+    assert_eq!(loaded.training, saved.training);
     assert_eq!(loaded.input_names, saved.input_names);
     assert_eq!(loaded.target_name.as_deref(), Some("y"));
     // Predictions equal bit for bit: samples and the mixture's moments in data units.
@@ -275,4 +283,152 @@ fn bad_files_are_errors_that_say_what_and_where() {
         e.to_string().contains("/nonexistent/dir/m.safetensors"),
         "{e}"
     );
+}
+
+/// Every posterior of two trainers equal bit for bit.
+fn same_posteriors(a: &Trainer<f64>, b: &Trainer<f64>, what: &str) {
+    for l in 0..a.mlp().num_layers() {
+        let (pa, pb) = (a.posterior(l), b.posterior(l));
+        assert!(pa.mean == pb.mean, "{what}: layer {l} mean");
+        assert!(
+            pa.row_precision.chol() == pb.row_precision.chol(),
+            "{what}: layer {l} Lambda"
+        );
+        assert!(
+            pa.col_cov.chol() == pb.col_cov.chol(),
+            "{what}: layer {l} Sigma"
+        );
+    }
+    assert_eq!(a.steps(), b.steps(), "{what}");
+    assert_eq!(a.epoch(), b.epoch(), "{what}");
+}
+
+#[test]
+fn resuming_from_a_file_equals_never_stopping() {
+    let n = 50;
+    let (x_raw, y_raw) = data(n);
+    let x = Standardizer::fit(x_raw.as_ref()).transform(x_raw.as_ref());
+    let y = Standardizer::fit(y_raw.as_ref()).transform(y_raw.as_ref());
+    let learned = SigmaSpec::Learned {
+        nu0_extra: 2.0,
+        s0_sq: 1.0,
+    };
+    let cases = [
+        ("improved kfac, full batch", BaliConfig::default()),
+        (
+            "improved kfac, mini-batch, curvature every 3 steps, learned Sigma",
+            BaliConfig {
+                batch_size: Some(16),
+                refresh_every: 3,
+                hidden_sigma: learned,
+                wd: 1.0,
+                ..BaliConfig::default()
+            },
+        ),
+        (
+            "improved scalar, mini-batch, damping floor",
+            BaliConfig {
+                batch_size: Some(20),
+                floor: 0.3,
+                preconditioner: Preconditioner::Scalar,
+                ..BaliConfig::default()
+            },
+        ),
+        (
+            "paper, mini-batch",
+            BaliConfig {
+                batch_size: Some(16),
+                formulation: Formulation::Paper,
+                ..BaliConfig::default()
+            },
+        ),
+    ];
+    let path = tmp("resume.safetensors");
+    let go = |_: &Trainer<f64>, _: &_| ControlFlow::Continue(());
+    for (what, config) in cases {
+        let dims = vec![3, 6, 4, 1];
+        let mut whole = Trainer::<f64>::new(dims.clone(), config.clone(), n, 11).unwrap();
+        whole.fit(x.as_ref(), y.as_ref(), 13, go).unwrap();
+        // Stop after 5 steps (mid-epoch, between curvature refreshes), save, load, resume.
+        let mut first = Trainer::<f64>::new(dims, config.clone(), n, 11).unwrap();
+        first.fit(x.as_ref(), y.as_ref(), 5, go).unwrap();
+        let state = first.state();
+        let mut saved = SavedModel::of_members(vec![first.into_model()]);
+        saved.config = Some(config);
+        saved.training = Some(vec![state]);
+        model_file::save(&path, &saved).unwrap();
+        let mut resumed = model_file::load(&path).unwrap().into_trainers().unwrap();
+        assert_eq!(resumed.len(), 1);
+        let mut resumed = resumed.pop().unwrap();
+        assert_eq!(resumed.steps(), 5, "{what}");
+        resumed.fit(x.as_ref(), y.as_ref(), 8, go).unwrap();
+        same_posteriors(&whole, &resumed, what);
+    }
+    // A file without training state says so.
+    let mut bare = fitted_ensemble(1);
+    bare.training = None;
+    model_file::save(&path, &bare).unwrap();
+    let e = model_file::load(&path)
+        .unwrap()
+        .into_trainers()
+        .unwrap_err();
+    assert!(matches!(e, BaliError::NotFitted { .. }), "{e}");
+    std::fs::remove_dir_all(path.parent().unwrap()).ok();
+}
+
+#[test]
+fn bad_training_state_is_an_error_that_says_where() {
+    let good = model_file::to_bytes(&fitted_ensemble(1)).unwrap();
+    let (tensors, meta) = parts(&good);
+    let find = |name: &str| tensors.iter().position(|t| t.0 == name).unwrap();
+    // The sampler order with a repeated row.
+    let mut repeated = tensors.clone();
+    let o = find("member0.train.order");
+    let first = repeated[o].3[..8].to_vec();
+    repeated[o].3[8..16].copy_from_slice(&first);
+    let e = error_of(&rebuild(&repeated, &meta));
+    assert!(
+        matches!(&e, ModelFileError::Invalid { tensor, .. } if tensor == "member0.train.order"),
+        "{e}"
+    );
+    // The order stored as f64, statistics of the wrong shape, a missing curvature EMA.
+    let mut as_f64 = tensors.clone();
+    as_f64[o].1 = Dtype::F64;
+    let e = error_of(&rebuild(&as_f64, &meta));
+    assert!(
+        matches!(
+            &e,
+            ModelFileError::Dtype {
+                expected: "U64",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut reshaped = tensors.clone();
+    let sxt = find("member0.train.layer1.sxt");
+    reshaped[sxt].2.reverse();
+    let e = error_of(&rebuild(&reshaped, &meta));
+    assert!(
+        matches!(&e, ModelFileError::Shape { tensor, .. } if tensor == "member0.train.layer1.sxt"),
+        "{e}"
+    );
+    let mut missing = tensors.clone();
+    missing.remove(find("member0.train.layer0.c_hat"));
+    let e = error_of(&rebuild(&missing, &meta));
+    assert!(
+        matches!(&e, ModelFileError::MissingTensor { tensor, .. } if tensor == "member0.train.layer0.c_hat"),
+        "{e}"
+    );
+    // A generator seed that is not 64 hex digits.
+    let start = meta.find("\"seed\":\"").unwrap() + 8;
+    let mut bad_seed = meta.clone();
+    bad_seed.replace_range(start..start + 2, "zz");
+    let e = error_of(&rebuild(&tensors, &bad_seed));
+    assert!(e.to_string().contains("rng.seed"), "{e}");
+    // A state whose curvature the options do not have is refused on resume.
+    let mut saved = fitted_ensemble(1);
+    saved.config.as_mut().unwrap().formulation = Formulation::Paper;
+    let e = saved.into_trainers().unwrap_err();
+    assert!(e.to_string().contains("layer 0"), "{e}");
 }

@@ -2,8 +2,10 @@
 
 use bali_kernels::Scalar;
 use faer::{Mat, MatRef};
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand_chacha::ChaCha12Rng;
+
+use super::state::{RngState, SamplerState};
 
 /// The order of the training rows and the position in it.
 ///
@@ -15,18 +17,39 @@ pub(crate) struct BatchSampler {
     order: Vec<usize>,
     cursor: usize,
     epoch: usize,
-    rng: StdRng,
+    rng: ChaCha12Rng,
 }
 
 impl BatchSampler {
     /// Rows `0..n` in order, reshuffled before the first batch, with `rng` (after it has
     /// drawn the initial weights).
-    pub(crate) fn new(n: usize, rng: StdRng) -> Self {
+    pub(crate) fn new(n: usize, rng: ChaCha12Rng) -> Self {
         BatchSampler {
             order: (0..n).collect(),
             cursor: n,
             epoch: 0,
             rng,
+        }
+    }
+
+    /// The order, position, epoch and generator, to save.
+    pub(crate) fn state(&self) -> SamplerState {
+        SamplerState {
+            order: self.order.clone(),
+            cursor: self.cursor,
+            epoch: self.epoch,
+            rng: RngState::of(&self.rng),
+        }
+    }
+
+    /// The sampler in a saved state (checked by the caller: `order` a permutation, `cursor`
+    /// at most its length).
+    pub(crate) fn from_state(state: SamplerState) -> Self {
+        BatchSampler {
+            rng: state.rng.rng(),
+            order: state.order,
+            cursor: state.cursor,
+            epoch: state.epoch,
         }
     }
 

@@ -8,7 +8,8 @@
 //! - `paper` / `improved`: the two formulations of section 3 (one step each);
 //! - `curvature`: the Gauss-Newton factors `C_l` and their EMA (3.2 step 4);
 //! - `prior`: the layer priors (3.1, 3.2 step 6);
-//! - `batches`: mini-batches without replacement.
+//! - `batches`: mini-batches without replacement;
+//! - `state`: what a trainer carries between steps, to save and resume from.
 //!
 //! The likelihood ([`crate::likelihood::Likelihood`]) is the only place the task enters.
 //! After the first step of a given batch size, a step allocates nothing (tested with a
@@ -19,6 +20,9 @@ mod curvature;
 mod improved;
 mod paper;
 mod prior;
+mod state;
+
+pub use self::state::{CurvatureState, LayerTrainingState, RngState, SamplerState, TrainerState};
 
 use std::ops::ControlFlow;
 
@@ -29,8 +33,6 @@ use bali_mn::{
     PosteriorWorkspace, Prior,
 };
 use faer::{Mat, MatRef, Par};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use self::batches::BatchSampler;
 use self::curvature::CurvatureEma;
@@ -178,7 +180,7 @@ impl<T: Scalar> Trainer<T> {
             });
         }
         let mlp = Mlp::new(dims, config.activation)?;
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = state::trainer_rng(seed);
         let means: Vec<Mat<T>> = mlp.init_weights(&mut rng);
         let n_layers = mlp.num_layers();
         let batch = config.batch_size.unwrap_or(n_train).min(n_train);
