@@ -32,10 +32,10 @@ pub mod model_file;
 pub mod predict;
 pub mod train;
 
-pub use config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
+pub use config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec};
 pub use error::{BaliError, Result};
 pub use likelihood::Likelihood;
 pub use method::{Learner, Method, Overrides, Preset};
-pub use model::{BayesianMlp, PredictMode};
+pub use model::{BayesianMlp, CategoricalPrediction, PredictMode};
 pub use predict::Ensemble;
 pub use train::{Trainer, TrainerState};

@@ -40,6 +40,56 @@ pub struct GaussianPrediction {
     pub variance: Mat<f64>,
 }
 
+/// Class probabilities of a categorical model (ALGORITHM.md section 6).
+#[derive(Clone, Debug)]
+pub struct CategoricalPrediction {
+    /// `p(c | x) = (1/S) sum_s softmax(f_s(x))_c` (n x K; rows sum to 1).
+    pub probs: Mat<f64>,
+    /// `(1/S) sum_s H[softmax(f_s(x))]` per row (nats): the aleatoric part of the predictive
+    /// entropy `H[p(. | x)]`; their difference is the mutual information between the label
+    /// and the weights (the epistemic part).
+    pub expected_entropy: Vec<f64>,
+}
+
+impl CategoricalPrediction {
+    /// `H[p(. | x)] = -sum_c p_c ln p_c` per row (nats; `0 ln 0 = 0`).
+    pub fn entropy(&self) -> Vec<f64> {
+        (0..self.probs.nrows())
+            .map(|i| row_entropy((0..self.probs.ncols()).map(|c| self.probs[(i, c)])))
+            .collect()
+    }
+
+    /// Mutual information `H[p(. | x)] - E_s H[softmax(f_s(x))]` per row (>= 0 up to
+    /// rounding; clamped at 0).
+    pub fn mutual_information(&self) -> Vec<f64> {
+        self.entropy()
+            .iter()
+            .zip(&self.expected_entropy)
+            .map(|(h, e)| (h - e).max(0.0))
+            .collect()
+    }
+
+    /// The most probable class per row (the first on ties).
+    pub fn predicted_classes(&self) -> Vec<usize> {
+        (0..self.probs.nrows())
+            .map(|i| {
+                (0..self.probs.ncols()).fold(0, |best, c| {
+                    if self.probs[(i, c)] > self.probs[(i, best)] {
+                        c
+                    } else {
+                        best
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// `-sum p ln p` over the entries (`0 ln 0 = 0`).
+fn row_entropy(p: impl Iterator<Item = f64>) -> f64 {
+    p.filter(|&v| v > 0.0).map(|v| -v * v.ln()).sum()
+}
+
 /// A Bayesian MLP: every layer's matrix-normal posterior, with what prediction needs.
 #[derive(Clone, Debug)]
 pub struct BayesianMlp<T> {
@@ -299,6 +349,68 @@ impl<T: Scalar> BayesianMlp<T> {
 }
 
 impl BayesianMlp<f64> {
+    /// The inputs as the model was trained on them (standardized when it has an input
+    /// standardizer).
+    fn model_inputs<'a>(&self, x: MatRef<'a, f64>, scaled: &'a mut Mat<f64>) -> MatRef<'a, f64> {
+        match &self.input_scaler {
+            Some(sc) => {
+                *scaled = sc.transform(x);
+                scaled.as_ref()
+            }
+            None => x,
+        }
+    }
+
+    /// Class probabilities of a categorical model for raw inputs `x` (n x d_0), from `s`
+    /// samples of the network: `p(c | x) = (1/S) sum_s softmax(f_s(x))_c`, with the mean
+    /// per-sample entropy for the mutual information.
+    ///
+    /// Errors: [`BaliError::InvalidOption`] for `s = 0` or a model whose likelihood is not
+    /// categorical; what [`BayesianMlp::predict_samples`] returns.
+    pub fn predict_categorical(
+        &self,
+        x: MatRef<'_, f64>,
+        s: usize,
+        mode: PredictMode,
+        rng: &mut StdRng,
+    ) -> Result<CategoricalPrediction> {
+        if s == 0 {
+            return Err(BaliError::InvalidOption {
+                name: "samples",
+                value: "0".into(),
+                reason: "must be >= 1",
+            });
+        }
+        if self.likelihood != Likelihood::Categorical {
+            return Err(BaliError::InvalidOption {
+                name: "likelihood",
+                value: self.likelihood.name().into(),
+                reason: "class probabilities need a categorical model",
+            });
+        }
+        let mut scaled = Mat::zeros(0, 0);
+        let x = self.model_inputs(x, &mut scaled);
+        let samples = self.predict_samples(x, s, mode, rng)?;
+        let (n, k) = (x.nrows(), self.mlp.num_outputs());
+        let inv = 1.0 / s as f64;
+        let mut probs = Mat::<f64>::zeros(n, k);
+        let mut expected_entropy = vec![0.0; n];
+        let mut p = Mat::<f64>::zeros(n, k);
+        for f in &samples {
+            bali_kernels::softmax_rows(f.as_ref(), p.as_mut());
+            for i in 0..n {
+                expected_entropy[i] += inv * row_entropy((0..k).map(|c| p[(i, c)]));
+                for c in 0..k {
+                    probs[(i, c)] += inv * p[(i, c)];
+                }
+            }
+        }
+        Ok(CategoricalPrediction {
+            probs,
+            expected_entropy,
+        })
+    }
+
     /// Predictive mean and variance of a Gaussian model for raw inputs `x` (n x d_0, in the
     /// units of the data): inputs standardized as in training, `s` samples of the network,
     /// variance = spread of the sampled outputs + `sigma^2`, both mapped back to the target
@@ -318,14 +430,8 @@ impl BayesianMlp<f64> {
                 reason: "must be >= 1",
             });
         }
-        let scaled;
-        let x = match &self.input_scaler {
-            Some(sc) => {
-                scaled = sc.transform(x);
-                scaled.as_ref()
-            }
-            None => x,
-        };
+        let mut scaled = Mat::zeros(0, 0);
+        let x = self.model_inputs(x, &mut scaled);
         let samples = self.predict_samples(x, s, mode, rng)?;
         let (n, q) = (x.nrows(), self.mlp.num_outputs());
         let inv = 1.0 / s as f64;

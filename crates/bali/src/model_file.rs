@@ -53,7 +53,7 @@ use faer::Mat;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde_json::{json, Value};
 
-use crate::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
+use crate::config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec};
 use crate::data::Standardizer;
 use crate::error::{BaliError, Result};
 use crate::likelihood::Likelihood;
@@ -233,6 +233,7 @@ pub fn config_to_json(c: &BaliConfig) -> Value {
         "refresh_every": c.refresh_every,
         "jitter": { "max_tries": c.jitter.max_tries, "initial_relative": c.jitter.initial_relative },
         "likelihood": c.likelihood.name(),
+        "fisher": c.fisher.name(),
     })
 }
 
@@ -326,6 +327,11 @@ pub fn config_from_json(v: &Value) -> std::result::Result<BaliConfig, String> {
             initial_relative,
         },
         likelihood: text("likelihood")?.parse()?,
+        // Absent from files written before the option existed: the exact Fisher they used.
+        fisher: match v.get("fisher") {
+            None => Fisher::Exact,
+            Some(_) => text("fisher")?.parse()?,
+        },
     };
     config.validate().map_err(|e| format!("config: {e}"))?;
     Ok(config)

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 
 use crate::error::Result;
 pub use crate::model::PredictMode;
-use crate::model::{BayesianMlp, GaussianPrediction};
+use crate::model::{BayesianMlp, CategoricalPrediction, GaussianPrediction};
 
 /// Something that draws predictive samples of the network output (n x d_L each).
 pub trait Predictor<T> {
@@ -126,6 +126,53 @@ impl Ensemble<BayesianMlp<f64>> {
             (second[(i, j)] - mean[(i, j)] * mean[(i, j)]).max(0.0)
         });
         Ok(GaussianPrediction { mean, variance })
+    }
+}
+
+impl Ensemble<BayesianMlp<f64>> {
+    /// Class probabilities of the equal mixture of the members (see
+    /// [`BayesianMlp::predict_categorical`]): member `m` draws `ceil(s / K)` samples from
+    /// [`Ensemble::sample_seed`]; probabilities and expected entropies are the members'
+    /// averages. One member gives its own prediction bit for bit.
+    pub fn predict_categorical(
+        &self,
+        x: MatRef<'_, f64>,
+        s: usize,
+        mode: PredictMode,
+        seed: u64,
+    ) -> Result<CategoricalPrediction> {
+        let k = self.members.len();
+        if k == 0 {
+            return Err(crate::BaliError::NotFitted {
+                what: "ensemble members",
+            });
+        }
+        let per = if k == 1 { s } else { s.div_ceil(k).max(1) };
+        let mut out: Option<CategoricalPrediction> = None;
+        let w = 1.0 / k as f64;
+        for (m, member) in self.members.iter().enumerate() {
+            let mut rng = StdRng::seed_from_u64(Self::sample_seed(seed, m));
+            let p = member.predict_categorical(x, per, mode, &mut rng)?;
+            if k == 1 {
+                return Ok(p);
+            }
+            out = Some(match out {
+                None => CategoricalPrediction {
+                    probs: &p.probs * faer::Scale(w),
+                    expected_entropy: p.expected_entropy.iter().map(|e| w * e).collect(),
+                },
+                Some(mut acc) => {
+                    acc.probs += &p.probs * faer::Scale(w);
+                    for (a, e) in acc.expected_entropy.iter_mut().zip(&p.expected_entropy) {
+                        *a += w * e;
+                    }
+                    acc
+                }
+            });
+        }
+        out.ok_or(crate::BaliError::NotFitted {
+            what: "ensemble members",
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use bali::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
+use bali::config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec};
 use bali::train::Trainer;
 use bali_kernels::Scalar;
 use faer::Mat;
@@ -137,6 +137,48 @@ fn steps_after_the_first_allocate_nothing() {
         ..BaliConfig::default()
     };
     check::<f64>(&[3, 8, 6, 2], config, "refresh_every 2");
+    // Classification: the output layer in the step-5 form, the stacked categorical Fisher
+    // seed, and the sampled-label seed (one-hot targets).
+    for (fisher, formulation) in [
+        (Fisher::Exact, Formulation::Improved),
+        (Fisher::Sampled, Formulation::Improved),
+        (Fisher::Exact, Formulation::Paper),
+    ] {
+        for batch_size in [None, Some(16)] {
+            let config = BaliConfig {
+                fisher,
+                formulation,
+                batch_size,
+                ..BaliConfig::classification()
+            };
+            check_classes(
+                &[3, 8, 6, 4],
+                config,
+                &format!("categorical {fisher:?} {formulation:?} {batch_size:?}"),
+            );
+        }
+    }
+}
+
+fn check_classes(dims: &[usize], config: BaliConfig, label: &str) {
+    let n = 64;
+    let k = dims[dims.len() - 1];
+    let (x, _) = data::<f64>(n, dims[0], 1);
+    let y = Mat::from_fn(n, k, |i, c| if (i * 5) % k == c { 1.0 } else { 0.0 });
+    let mut trainer = Trainer::<f64>::new(dims.to_vec(), config, n, 1).expect("valid options");
+    let go = |_: &Trainer<f64>, _: &_| std::ops::ControlFlow::Continue(());
+    trainer
+        .fit(x.as_ref(), y.as_ref(), 3, go)
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let count = allocations_of(|| {
+        trainer
+            .fit(x.as_ref(), y.as_ref(), 5, go)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+    });
+    assert_eq!(
+        count, 0,
+        "{label}: {count} allocations in 5 steps after the first 3"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bali::data::Standardizer;
 use bali::model_file::{self, ModelFileError, SavedModel, FORMAT_VERSION};
 use bali::{
-    BaliConfig, BaliError, BayesianMlp, Ensemble, Formulation, Preconditioner, PredictMode,
+    BaliConfig, BaliError, BayesianMlp, Ensemble, Fisher, Formulation, Preconditioner, PredictMode,
     SigmaSpec, Trainer,
 };
 use faer::Mat;
@@ -343,15 +343,30 @@ fn resuming_from_a_file_equals_never_stopping() {
             },
         ),
     ];
+    // Classification with sampled-label curvature: the labels come from the saved stream.
+    let k = 3;
+    let y_classes = Mat::from_fn(n, k, |i, c| if (i * 7) % k == c { 1.0 } else { 0.0 });
+    let classification = (
+        "categorical, sampled Fisher, mini-batch",
+        BaliConfig {
+            batch_size: Some(16),
+            fisher: Fisher::Sampled,
+            ..BaliConfig::classification()
+        },
+    );
     let path = tmp("resume.safetensors");
     let go = |_: &Trainer<f64>, _: &_| ControlFlow::Continue(());
-    for (what, config) in cases {
-        let dims = vec![3, 6, 4, 1];
+    let runs = cases
+        .into_iter()
+        .map(|c| (c, vec![3, 6, 4, 1], &y))
+        .chain([(classification, vec![3, 6, 4, k], &y_classes)]);
+    for ((what, config), dims, y) in runs {
         let mut whole = Trainer::<f64>::new(dims.clone(), config.clone(), n, 11).unwrap();
-        whole.fit(x.as_ref(), y.as_ref(), 13, go).unwrap();
+        let y = y.as_ref();
+        whole.fit(x.as_ref(), y, 13, go).unwrap();
         // Stop after 5 steps (mid-epoch, between curvature refreshes), save, load, resume.
         let mut first = Trainer::<f64>::new(dims, config.clone(), n, 11).unwrap();
-        first.fit(x.as_ref(), y.as_ref(), 5, go).unwrap();
+        first.fit(x.as_ref(), y, 5, go).unwrap();
         let state = first.state();
         let mut saved = SavedModel::of_members(vec![first.into_model()]);
         saved.config = Some(config);
@@ -361,7 +376,7 @@ fn resuming_from_a_file_equals_never_stopping() {
         assert_eq!(resumed.len(), 1);
         let mut resumed = resumed.pop().unwrap();
         assert_eq!(resumed.steps(), 5, "{what}");
-        resumed.fit(x.as_ref(), y.as_ref(), 8, go).unwrap();
+        resumed.fit(x.as_ref(), y, 8, go).unwrap();
         same_posteriors(&whole, &resumed, what);
     }
     // A file without training state says so.

@@ -8,6 +8,7 @@
 //! offending text; a malformed file never panics and never produces NaNs.
 
 pub mod csv;
+pub mod images;
 pub mod standardize;
 pub mod uci;
 
@@ -16,6 +17,11 @@ use std::path::PathBuf;
 use faer::Mat;
 
 pub use self::csv::{load_csv, parse_columns, parse_csv};
+pub use self::images::{
+    check_labels, find_data_root, parse_idx_images, parse_idx_labels, parse_npy_images,
+    parse_npy_labels, parse_npz_images, parse_npz_labels, read_idx_images, read_idx_labels,
+    read_npz_images, read_npz_labels, Images,
+};
 pub use self::standardize::{split_rows, train_valid_carve, Standardizer};
 pub use self::uci::{default_uci_root, find_uci_root, UciDataset, UCI_DATASETS};
 
@@ -210,6 +216,135 @@ pub enum DataError {
         /// The decoder's error.
         source: std::io::Error,
     },
+    /// A binary file (idx, `.npy`) ends before the header or the data it announces.
+    #[error("{path}: truncated: {what} ({expected} bytes), found {found}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What was expected, e.g. `header says 10000 images of 28x28`.
+        what: String,
+        /// Bytes that this part needs.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// A binary file goes on after the data its header announces.
+    #[error(
+        "{path}: trailing bytes: {what} ({expected} bytes), found {found}{}",
+        if *found >= images::TRAILING_COUNT_CAP { " or more" } else { "" }
+    )]
+    TrailingBytes {
+        /// The file.
+        path: PathBuf,
+        /// What the header announces, e.g. `header says 10000 labels`.
+        what: String,
+        /// Bytes of data announced.
+        expected: u64,
+        /// Bytes of data present (counted up to the data plus 1 GiB).
+        found: u64,
+    },
+    /// An idx file whose magic number is not the one of the kind of file asked for.
+    #[error("{path}: idx magic {found} ({meaning}), expected {expected} ({what})")]
+    IdxMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic number read (big-endian `u32`).
+        found: u32,
+        /// What `found` encodes: element type and dimension count, or "not an idx file".
+        meaning: String,
+        /// The magic number of the kind asked for (2051 images, 2049 labels).
+        expected: u32,
+        /// `"images"` or `"labels"`.
+        what: &'static str,
+    },
+    /// Sizes in a header whose product does not fit in memory addresses.
+    #[error("{path}: size overflow: {what}")]
+    Overflow {
+        /// The file.
+        path: PathBuf,
+        /// The sizes, e.g. `header says 4294967295 images of 65536x65536`.
+        what: String,
+    },
+    /// A `.npy` file that does not start with `\x93NUMPY`.
+    #[error("{path}: not a .npy file: starts with \"{found}\", expected \"\\x93NUMPY\"")]
+    NpyMagic {
+        /// The file (or `archive.npz/member.npy`).
+        path: PathBuf,
+        /// The first bytes read (up to 6), escaped.
+        found: String,
+    },
+    /// A `.npy` format version other than 1.0 and 2.0.
+    #[error("{path}: .npy format version {major}.{minor}, expected 1.0 or 2.0")]
+    NpyVersion {
+        /// The file (or `archive.npz/member.npy`).
+        path: PathBuf,
+        /// Major version byte.
+        major: u8,
+        /// Minor version byte.
+        minor: u8,
+    },
+    /// A `.npy` header that is not the dictionary literal the format prescribes.
+    #[error("{path}: bad .npy header: {reason}")]
+    NpyHeader {
+        /// The file (or `archive.npz/member.npy`).
+        path: PathBuf,
+        /// What is wrong, with the byte offset in the header text.
+        reason: String,
+    },
+    /// A `.npy` array whose element type is not unsigned bytes.
+    #[error("{path}: .npy dtype {descr:?}, expected unsigned bytes '|u1'")]
+    NpyDtype {
+        /// The file (or `archive.npz/member.npy`).
+        path: PathBuf,
+        /// The header's `descr`.
+        descr: String,
+    },
+    /// A `.npy` array stored in column-major (Fortran) order.
+    #[error("{path}: .npy array is in Fortran order; only C (row-major) order is supported")]
+    FortranOrder {
+        /// The file (or `archive.npz/member.npy`).
+        path: PathBuf,
+    },
+    /// A `.npy` array with the wrong number of dimensions.
+    #[error("{path}: .npy shape {shape} has {ndim} dimensions, expected {expected} ({what})")]
+    NpyShape {
+        /// The file (or `archive.npz/member.npy`).
+        path: PathBuf,
+        /// The shape as written, e.g. `(10000, 28)`.
+        shape: String,
+        /// Its number of dimensions.
+        ndim: usize,
+        /// Dimensions required (3 for images, 1 for labels).
+        expected: usize,
+        /// `"images"` or `"labels"`.
+        what: &'static str,
+    },
+    /// A ZIP archive (`.npz`) that cannot be opened or read.
+    #[error("{path}: bad zip archive: {reason}")]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// The zip reader's message.
+        reason: String,
+    },
+    /// A `.npz` archive that does not hold exactly one member `arr_0.npy`.
+    #[error("{path}: expected a single member arr_0.npy, found {members:?}")]
+    NpzMembers {
+        /// The archive.
+        path: PathBuf,
+        /// The member names found.
+        members: Vec<String>,
+    },
+    /// A class label outside `0..n_classes`.
+    #[error("label {label} at position {index} is out of range for {n_classes} classes")]
+    LabelOutOfRange {
+        /// 0-based position in the label list.
+        index: usize,
+        /// The label.
+        label: u8,
+        /// Number of classes.
+        n_classes: usize,
+    },
 }
 
 fn column_label(name: &str) -> String {
@@ -220,20 +355,24 @@ fn column_label(name: &str) -> String {
     }
 }
 
+/// A read error of `path`: "not found" is [`DataError::MissingFile`], the rest
+/// [`DataError::Io`].
+pub(crate) fn read_error(path: &std::path::Path, source: std::io::Error) -> DataError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        DataError::MissingFile {
+            path: path.to_path_buf(),
+        }
+    } else {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Reads a whole text file, mapping "not found" to [`DataError::MissingFile`].
 pub fn read_text(path: &std::path::Path) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::MissingFile {
-                path: path.to_path_buf(),
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })
+    std::fs::read_to_string(path).map_err(|source| read_error(path, source))
 }
 
 /// Parses one numeric cell, rejecting text, NaN and infinities.

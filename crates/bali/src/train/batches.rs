@@ -53,6 +53,12 @@ impl BatchSampler {
         }
     }
 
+    /// The generator, for the draws a step makes (sampled-Fisher labels): they continue the
+    /// same saved stream.
+    pub(crate) fn rng_mut(&mut self) -> &mut ChaCha12Rng {
+        &mut self.rng
+    }
+
     /// Epoch of the last batch (0-based).
     pub(crate) fn epoch(&self) -> usize {
         self.epoch

@@ -38,6 +38,7 @@ use self::batches::BatchSampler;
 use self::curvature::CurvatureEma;
 use crate::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
 use crate::error::{BaliError, Result};
+use crate::likelihood::Likelihood;
 use crate::model::BayesianMlp;
 
 /// What training keeps for one layer besides its posterior.
@@ -180,25 +181,40 @@ impl<T: Scalar> Trainer<T> {
             });
         }
         let mlp = Mlp::new(dims, config.activation)?;
+        if config.likelihood == Likelihood::Categorical && mlp.num_outputs() < 2 {
+            return Err(BaliError::InvalidOption {
+                name: "dims",
+                value: format!("{} output(s)", mlp.num_outputs()),
+                reason: "the categorical likelihood needs one output per class, at least 2",
+            });
+        }
         let mut rng = state::trainer_rng(seed);
         let means: Vec<Mat<T>> = mlp.init_weights(&mut rng);
         let n_layers = mlp.num_layers();
         let batch = config.batch_size.unwrap_or(n_train).min(n_train);
         let beta = T::of(config.beta_for(n_train, batch));
         let improved = config.formulation == Formulation::Improved;
+        // Improved layers in the step-5 form: the hidden layers, and the output layer where
+        // the likelihood has no exact targets (classification). They carry a curvature EMA
+        // (the output layer's in full: it is K x K) and the proximal prior.
+        let exact_out = config.likelihood.exact_output_targets();
         let mut layers = Vec::with_capacity(n_layers);
         for l in 0..n_layers {
             let (p, q) = mlp.layer_shape(l);
             let output = l + 1 == n_layers;
-            let prior = match (output, improved) {
-                (true, _) => prior::isotropic(p, q, config.lambda_out, config.output_sigma),
-                (false, false) => prior::isotropic(p, q, config.lambda, config.hidden_sigma),
-                (false, true) => {
-                    prior::proximal(p, q, config.lambda, config.wd, config.hidden_sigma)?
-                }
+            let step5 = improved && !(output && exact_out);
+            let (lambda, sigma) = if output {
+                (config.lambda_out, config.output_sigma)
+            } else {
+                (config.lambda, config.hidden_sigma)
             };
-            let curvature = (!output && improved)
-                .then(|| CurvatureEma::new(q, config.preconditioner == Preconditioner::Scalar));
+            let prior = if step5 {
+                prior::proximal(p, q, lambda, config.wd, sigma)?
+            } else {
+                prior::isotropic(p, q, lambda, sigma)
+            };
+            let diagonal_only = !output && config.preconditioner == Preconditioner::Scalar;
+            let curvature = step5.then(|| CurvatureEma::new(q, diagonal_only));
             layers.push(LayerState {
                 stats: NaturalStats::new(p, q, beta)?,
                 prior,

@@ -5,11 +5,16 @@
 //! likelihoods use log-sum-exp and are reported in the ORIGINAL units of `y`: with `y`
 //! standardized by the scale `s_y`, `log p(y_orig) = log p(y_std) - log s_y`.
 //!
-//! Classification: `p(c|x) = 1/S sum_s softmax(f_s(x))_c` ([`mean_softmax`]); accuracy, NLL,
-//! expected calibration error (equal-width confidence bins), predictive entropy, and AUROC for
-//! out-of-distribution detection.
+//! Shape mismatches of the regression metrics are programmer errors and assert
+//! (`#[track_caller]`).
 //!
-//! Shape mismatches are programmer errors and assert (`#[track_caller]`).
+//! Classification (`p(c|x) = 1/S sum_s softmax(f_s(x))_c`, from
+//! [`crate::BayesianMlp::predict_categorical`]): [`classification`] holds the protocol's
+//! metrics as fallible functions (mismatched or empty inputs are a
+//! [`BaliError`](crate::BaliError)): accuracy, NLL, Brier score, reliability bins and ECE,
+//! entropy and mutual information, AUROC and FPR at a TPR.
+
+pub mod classification;
 
 use faer::{Mat, MatRef};
 
@@ -274,156 +279,6 @@ pub fn mean_and_stderr(values: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-/// Predictive class probabilities `p_ic = 1/S sum_s softmax(logits_s)_ic` from `S` samples of
-/// `n x C` logits (softmax computed stably per row).
-#[track_caller]
-pub fn mean_softmax(logits: &[MatRef<'_, f64>]) -> Mat<f64> {
-    assert!(!logits.is_empty(), "need at least one logit sample");
-    check_samples(logits, logits[0]);
-    let (n, c) = (logits[0].nrows(), logits[0].ncols());
-    let mut out = Mat::<f64>::zeros(n, c);
-    let inv_s = 1.0 / logits.len() as f64;
-    let mut e = vec![0.0; c];
-    for l in logits {
-        for i in 0..n {
-            let m = (0..c).map(|k| l[(i, k)]).fold(f64::NEG_INFINITY, f64::max);
-            let mut z = 0.0;
-            for (k, ek) in e.iter_mut().enumerate() {
-                *ek = (l[(i, k)] - m).exp();
-                z += *ek;
-            }
-            for (k, ek) in e.iter().enumerate() {
-                out[(i, k)] += ek / z * inv_s;
-            }
-        }
-    }
-    out
-}
-
-#[track_caller]
-fn check_labels(probs: MatRef<'_, f64>, labels: &[usize]) {
-    assert_eq!(probs.nrows(), labels.len(), "probs rows vs labels");
-    if let Some(&bad) = labels.iter().find(|&&c| c >= probs.ncols()) {
-        panic!("label {bad} out of range for {} classes", probs.ncols());
-    }
-}
-
-/// Index of the largest entry of row `i` (the first on ties).
-fn argmax_row(probs: MatRef<'_, f64>, i: usize) -> usize {
-    let mut best = 0;
-    for k in 1..probs.ncols() {
-        if probs[(i, k)] > probs[(i, best)] {
-            best = k;
-        }
-    }
-    best
-}
-
-/// Fraction of rows whose most probable class (`argmax_c p_ic`, first on ties) is the label.
-/// `probs` is `n x C`, `labels` has `n` entries `< C`.
-#[track_caller]
-pub fn accuracy(probs: MatRef<'_, f64>, labels: &[usize]) -> f64 {
-    check_labels(probs, labels);
-    if labels.is_empty() {
-        return 0.0;
-    }
-    let hits = (0..labels.len())
-        .filter(|&i| argmax_row(probs, i) == labels[i])
-        .count();
-    hits as f64 / labels.len() as f64
-}
-
-/// Mean negative log-likelihood `-1/n sum_i log p_i,label_i`; each probability is floored at
-/// `f64::MIN_POSITIVE` so a zero gives a large finite value instead of infinity.
-#[track_caller]
-pub fn nll(probs: MatRef<'_, f64>, labels: &[usize]) -> f64 {
-    check_labels(probs, labels);
-    if labels.is_empty() {
-        return 0.0;
-    }
-    labels
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| -probs[(i, c)].max(f64::MIN_POSITIVE).ln())
-        .sum::<f64>()
-        / labels.len() as f64
-}
-
-/// Expected calibration error with `n_bins` equal-width confidence bins (15 in the paper's
-/// protocol): with confidence `conf_i = max_c p_ic` and bin `b = (b/M, (b+1)/M]`,
-/// `ECE = sum_b |B_b|/n * |acc(B_b) - mean conf(B_b)|`.
-#[track_caller]
-pub fn expected_calibration_error(probs: MatRef<'_, f64>, labels: &[usize], n_bins: usize) -> f64 {
-    check_labels(probs, labels);
-    assert!(n_bins > 0, "ECE needs at least one bin");
-    let n = labels.len();
-    if n == 0 {
-        return 0.0;
-    }
-    let mut count = vec![0usize; n_bins];
-    let mut conf_sum = vec![0.0; n_bins];
-    let mut hit_sum = vec![0.0; n_bins];
-    for (i, &label) in labels.iter().enumerate() {
-        let k = argmax_row(probs, i);
-        let conf = probs[(i, k)];
-        let b = ((conf * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
-        count[b] += 1;
-        conf_sum[b] += conf;
-        hit_sum[b] += f64::from(u8::from(k == label));
-    }
-    (0..n_bins)
-        .filter(|&b| count[b] > 0)
-        .map(|b| (hit_sum[b] - conf_sum[b]).abs() / n as f64)
-        .sum()
-}
-
-/// Predictive entropy of each row, `H_i = -sum_c p_ic log p_ic` (with `0 log 0 = 0`), in nats.
-pub fn predictive_entropy(probs: MatRef<'_, f64>) -> Vec<f64> {
-    (0..probs.nrows())
-        .map(|i| {
-            -(0..probs.ncols())
-                .map(|c| probs[(i, c)])
-                .filter(|&p| p > 0.0)
-                .map(|p| p * p.ln())
-                .sum::<f64>()
-        })
-        .collect()
-}
-
-/// Area under the ROC curve for scores where larger means "positive" (e.g. OOD points scored
-/// by predictive entropy): the Mann-Whitney statistic
-/// `AUROC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg)` with `R_pos` the sum of the
-/// positives' ranks in the pooled sample, tied scores getting their average rank (so a tie
-/// counts one half). Both sets must be non-empty.
-#[track_caller]
-pub fn auroc(scores_neg: &[f64], scores_pos: &[f64]) -> f64 {
-    assert!(
-        !scores_neg.is_empty() && !scores_pos.is_empty(),
-        "auroc needs at least one negative and one positive score"
-    );
-    let mut all: Vec<(f64, bool)> = scores_neg
-        .iter()
-        .map(|&s| (s, false))
-        .chain(scores_pos.iter().map(|&s| (s, true)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut rank_sum_pos = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i + 1;
-        while j < all.len() && all[j].0.total_cmp(&all[i].0).is_eq() {
-            j += 1;
-        }
-        // Ranks i+1 ..= j share the average (i + 1 + j) / 2.
-        let avg_rank = (i + 1 + j) as f64 / 2.0;
-        let pos_in_group = all[i..j].iter().filter(|e| e.1).count();
-        rank_sum_pos += avg_rank * pos_in_group as f64;
-        i = j;
-    }
-    let (np, nn) = (scores_pos.len() as f64, scores_neg.len() as f64);
-    (rank_sum_pos - np * (np + 1.0) / 2.0) / (np * nn)
-}
-
 /// Maximizes `f(log sigma^2)` over `[lo, hi]`: a coarse grid of 25 points, then golden-section
 /// search in the bracket around the best grid point down to `1e-6 (hi - lo)`. Non-finite values
 /// of `f` count as `-inf`. Returns the maximizing `log sigma^2`; used to choose the predictive
@@ -526,19 +381,5 @@ mod tests {
         // NaN regions are avoided.
         let x = optimize_log_sigma2(|t| if t < -1.0 { f64::NAN } else { -t * t }, -3.0, 3.0);
         assert!(x.abs() < 1e-4, "{x}");
-    }
-
-    #[test]
-    fn ece_bins_are_right_closed() {
-        // Confidence exactly 1.0 belongs to the last bin, 0.6 with 15 bins to bin 8 (0.5333, 0.6].
-        let probs = Mat::from_fn(2, 2, |i, j| match (i, j) {
-            (0, 0) => 1.0,
-            (0, 1) => 0.0,
-            (1, 0) => 0.6,
-            _ => 0.4,
-        });
-        // Both correct: ECE = 1/2 |1 - 1| + 1/2 |1 - 0.6| = 0.2.
-        let e = expected_calibration_error(probs.as_ref(), &[0, 0], 15);
-        assert!((e - 0.2).abs() < 1e-15, "{e}");
     }
 }
