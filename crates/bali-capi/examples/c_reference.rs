@@ -2,7 +2,7 @@
 //! the Rust library on the same data, options and seeds; printed in the same
 //! `key[index] hex-bits` lines (CI diffs the two outputs).
 
-use bali::{BaliConfig, BayesianMlp, Ensemble, PredictMode, Trainer};
+use bali::{BaliConfig, BayesianMlp, Ensemble, Likelihood, PredictMode, Trainer};
 use faer::{Mat, MatRef};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -78,5 +78,34 @@ fn main() -> Result<(), bali::BaliError> {
     stream.partial_fit(x.subrows(0, 16), y.subrows(0, 16))?;
     stream.partial_fit(x.subrows(16, 16), y.subrows(16, 16))?;
     print_prediction("stream", stream.model(), rows)?;
+    // Classification: 3 classes from the same inputs, one-hot targets.
+    let class_of = |i: usize| {
+        if x[(i, 0)] > 0.3 {
+            2
+        } else if x[(i, 1)] > 0.0 {
+            1
+        } else {
+            0
+        }
+    };
+    let onehot = Mat::from_fn(N, 3, |i, k| if class_of(i) == k { 1.0 } else { 0.0 });
+    let config = BaliConfig {
+        likelihood: Likelihood::Categorical,
+        alpha_hidden: Some(0.1),
+        gamma: 0.1,
+        floor: 0.3,
+        wd: 100.0,
+        ..BaliConfig::default()
+    };
+    let mut classes = Trainer::<f64>::new(vec![3, 8, 3], config, N, 5)?;
+    classes.fit(x.as_ref(), onehot.as_ref(), 20, |_, _| {
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(3, 0));
+    let pred =
+        classes
+            .model()
+            .predict_categorical(rows, SAMPLES, PredictMode::Weights, &mut rng)?;
+    print_bits("classify.probs", row_major(&pred.probs));
     Ok(())
 }

@@ -101,6 +101,22 @@ BaliStatus bali_predict(const BaliModel *model,
                         double *mean,
                         double *variance);
 
+// Class probabilities (`n_rows x K` row-major, each row summing to 1) of a categorical model
+// (options `"config": {"likelihood": "categorical", ...}`, targets one-hot `n x K` in
+// `bali_fit`) for the inputs `x`: `p(c | x) = 1/S sum_s softmax(f_s(x))_c` over `samples`
+// whole-network samples drawn with `seed` (`ceil(samples / K)` per member of a loaded
+// ensemble).
+//
+// # Safety
+// `model` is a live handle; `x` holds `n_rows * d_0` doubles, `probs` `n_rows * d_L`
+// writable doubles.
+BaliStatus bali_predict_proba(const BaliModel *model,
+                              const double *x,
+                              size_t n_rows,
+                              size_t samples,
+                              uint64_t seed,
+                              double *probs);
+
 // The number of linear layers `L` into `*out`.
 //
 // # Safety

@@ -27,7 +27,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
 use bali::model_file::{self, config_from_json, config_to_json, ModelFileError, SavedModel};
-use bali::{BaliConfig, BaliError, BayesianMlp, Ensemble, PredictMode, Trainer, TrainerState};
+use bali::{
+    BaliConfig, BaliError, BayesianMlp, Ensemble, Likelihood, PredictMode, Trainer, TrainerState,
+};
 use bali_mn::MnError;
 use faer::Mat;
 use rand::rngs::StdRng;
@@ -449,6 +451,13 @@ pub unsafe extern "C" fn bali_predict(
         if samples == 0 {
             return Err(invalid("samples must be >= 1"));
         }
+        if matches!(&m.state, State::Training(_) | State::Loaded(..))
+            && first_model(m)?.likelihood() == Likelihood::Categorical
+        {
+            return Err(invalid(
+                "a categorical model has class probabilities, not a mean and variance: use bali_predict_proba",
+            ));
+        }
         // SAFETY: the caller's contract on `x`.
         let xm = unsafe { read_matrix(x, n_rows, m.dims[0], "x") }?;
         let pred = match &m.state {
@@ -472,6 +481,66 @@ pub unsafe extern "C" fn bali_predict(
             write_matrix(mean, &pred.mean);
             write_matrix(variance, &pred.variance);
         }
+        Ok(())
+    })
+}
+
+/// Class probabilities (`n_rows x K` row-major, each row summing to 1) of a categorical model
+/// (options `"config": {"likelihood": "categorical", ...}`, targets one-hot `n x K` in
+/// `bali_fit`) for the inputs `x`: `p(c | x) = 1/S sum_s softmax(f_s(x))_c` over `samples`
+/// whole-network samples drawn with `seed` (`ceil(samples / K)` per member of a loaded
+/// ensemble).
+///
+/// # Safety
+/// `model` is a live handle; `x` holds `n_rows * d_0` doubles, `probs` `n_rows * d_L`
+/// writable doubles.
+#[no_mangle]
+pub unsafe extern "C" fn bali_predict_proba(
+    model: *const BaliModel,
+    x: *const f64,
+    n_rows: usize,
+    samples: usize,
+    seed: u64,
+    probs: *mut f64,
+) -> BaliStatus {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let m = unsafe { non_null(model, "model") }?;
+        if probs.is_null() {
+            return Err(Failure(BaliStatus::NullPointer, "probs is NULL".into()));
+        }
+        if samples == 0 {
+            return Err(invalid("samples must be >= 1"));
+        }
+        if first_model(m)?.likelihood() != Likelihood::Categorical {
+            return Err(invalid(
+                "class probabilities need a categorical model (use bali_predict for regression)",
+            ));
+        }
+        // SAFETY: the caller's contract on `x`.
+        let xm = unsafe { read_matrix(x, n_rows, m.dims[0], "x") }?;
+        let pred = match &m.state {
+            State::Empty => {
+                return Err(Failure(
+                    BaliStatus::OutOfOrder,
+                    "predict before fit: the model has no posterior yet".into(),
+                ))
+            }
+            State::Training(t) => {
+                let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(seed, 0));
+                t.model().predict_categorical(
+                    xm.as_ref(),
+                    samples,
+                    PredictMode::Weights,
+                    &mut rng,
+                )?
+            }
+            State::Loaded(e, _) => {
+                e.predict_categorical(xm.as_ref(), samples, PredictMode::Weights, seed)?
+            }
+        };
+        // SAFETY: the caller gives `n_rows * d_L` writable doubles.
+        unsafe { write_matrix(probs, &pred.probs) };
         Ok(())
     })
 }

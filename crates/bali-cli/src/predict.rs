@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use bali::data::{parse_columns, read_text};
 use bali::metrics::mixture_quantile;
 use bali::model_file;
-use bali::{BaliError, Ensemble, PredictMode};
+use bali::{BaliError, Ensemble, Likelihood, PredictMode};
 use clap::builder::TypedValueParser as _;
 use clap::Args;
 
@@ -36,7 +36,10 @@ pub struct PredictArgs {
     pub level: f64,
 }
 
-/// Writes a header `mean,sd,lower,upper` and one CSV line per input row: the predictive mean
+/// For a classifier: a header `p0,..,p{K-1},class,entropy,mutual_information` and per row the
+/// class probabilities of the mixture, the most probable class, the predictive entropy and
+/// its epistemic part (nats). For a regression model: a header `mean,sd,lower,upper` and one
+/// CSV line per input row: the predictive mean
 /// and standard deviation of the mixture and the bounds of its central `--level` interval
 /// (its `(1 - level)/2` and `(1 + level)/2` quantiles), in the target's units.
 pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -63,6 +66,39 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
         );
     }
     let first = &saved.members[0];
+    if first.likelihood() == Likelihood::Categorical {
+        // A classifier: class probabilities, the predicted class, and the predictive entropy
+        // with its epistemic part (the mutual information) per row.
+        let ensemble = Ensemble {
+            members: saved.members,
+        };
+        let pred = ensemble.predict_categorical(
+            x_raw.as_ref(),
+            args.samples,
+            PredictMode::Weights,
+            args.seed,
+        )?;
+        let k = pred.probs.ncols();
+        let header: Vec<String> = (0..k).map(|c| format!("p{c}")).collect();
+        writeln!(out, "{},class,entropy,mutual_information", header.join(","))?;
+        let (classes, entropy, mi) = (
+            pred.predicted_classes(),
+            pred.entropy(),
+            pred.mutual_information(),
+        );
+        for i in 0..pred.probs.nrows() {
+            let probs: Vec<String> = (0..k).map(|c| pred.probs[(i, c)].to_string()).collect();
+            writeln!(
+                out,
+                "{},{},{},{}",
+                probs.join(","),
+                classes[i],
+                entropy[i],
+                mi[i]
+            )?;
+        }
+        return Ok(());
+    }
     if first.mlp().num_outputs() != 1 {
         return Err(BaliError::Unsupported {
             what: "bali predict",

@@ -476,3 +476,63 @@ fn fit_with_one_and_two_threads_saves_the_same_bits() {
     assert_eq!(BaliConfig { threads: 1, ..cb }, ca);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn predict_gives_class_probabilities_for_a_classifier() {
+    use bali::model_file::{self, SavedModel};
+    use bali::Trainer;
+    let dir = std::env::temp_dir().join(format!("bali-classes-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 60;
+    let x = Mat::from_fn(n, 2, |i, j| ((i * (3 + j)) % 11) as f64 / 5.0 - 1.0);
+    let class = |i: usize| usize::from(x[(i, 0)] > 0.0) + usize::from(x[(i, 1)] > 0.5);
+    let y = Mat::from_fn(n, 3, |i, c| if class(i) == c { 1.0 } else { 0.0 });
+    // wd = 100 is the setting for thousands of images; 60 rows need a weaker prior.
+    let config = BaliConfig {
+        wd: 1.0,
+        ..BaliConfig::classification()
+    };
+    let mut t = Trainer::<f64>::new(vec![2, 8, 3], config.clone(), n, 1).unwrap();
+    t.fit(x.as_ref(), y.as_ref(), 30, |_, _| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    let mut saved = SavedModel::of_members(vec![t.into_model()]);
+    saved.config = Some(config);
+    saved.input_names = Some(vec!["u".into(), "v".into()]);
+    let model = dir.join("classes.safetensors");
+    model_file::save(&model, &saved).unwrap();
+    let csv = dir.join("in.csv");
+    let mut text = String::from("v,u\n");
+    for i in 0..n {
+        text.push_str(&format!("{},{}\n", x[(i, 1)], x[(i, 0)]));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = run_cli(&[
+        "bali",
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--samples",
+        "10",
+    ])
+    .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "p0,p1,p2,class,entropy,mutual_information");
+    assert_eq!(lines.len(), n + 1);
+    let mut right = 0;
+    for (i, line) in lines[1..].iter().enumerate() {
+        let v: Vec<f64> = line.split(',').map(|c| c.parse().unwrap()).collect();
+        let sum = v[0] + v[1] + v[2];
+        assert!((sum - 1.0).abs() < 1e-12, "row {i}: {line}");
+        assert!(
+            v[4] >= 0.0 && v[5] >= 0.0 && v[5] <= v[4] + 1e-12,
+            "row {i}: {line}"
+        );
+        right += usize::from(v[3] as usize == class(i));
+    }
+    assert!(right as f64 / n as f64 > 0.8, "{right} of {n} right");
+    std::fs::remove_dir_all(&dir).ok();
+}

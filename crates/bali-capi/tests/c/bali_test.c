@@ -127,6 +127,33 @@ int main(int argc, char **argv) {
     }
     bali_model_free(stream);
 
+    /* Classification: one-hot targets of 3 classes, class probabilities. */
+    BaliModel *classes = NULL;
+    const char *class_options =
+        "{\"dims\": [3, 8, 3], \"seed\": 5, \"config\": {\"likelihood\": \"categorical\", "
+        "\"alpha_hidden\": 0.1, \"gamma\": 0.1, \"floor\": 0.3, \"wd\": 100}}";
+    CHECK(bali_model_new(class_options, &classes) == BALI_STATUS_OK, "model_new (classes)");
+    double onehot[N * 3];
+    for (int i = 0; i < N; i++) {
+        int c = x[i * D] > 0.3 ? 2 : (x[i * D + 1] > 0.0 ? 1 : 0);
+        for (int k = 0; k < 3; k++) onehot[i * 3 + k] = (k == c) ? 1.0 : 0.0;
+    }
+    CHECK(bali_fit(classes, x, onehot, N, 20, NULL, NULL) == BALI_STATUS_OK, "fit (classes)");
+    double probs[ROWS * 3];
+    CHECK(bali_predict_proba(classes, x, ROWS, SAMPLES, 3, probs) == BALI_STATUS_OK,
+          "predict_proba");
+    for (size_t i = 0; i < ROWS; i++) {
+        double sum = probs[i * 3] + probs[i * 3 + 1] + probs[i * 3 + 2];
+        CHECK(fabs(sum - 1.0) < 1e-12, "probabilities sum to 1");
+    }
+    for (size_t i = 0; i < ROWS * 3; i++) print_bits("classify.probs", i, probs[i]);
+    CHECK(bali_predict(classes, x, ROWS, SAMPLES, 3, mean2, var2) ==
+              BALI_STATUS_INVALID_ARGUMENT,
+          "mean and variance of a classifier");
+    CHECK(bali_predict_proba(model, x, ROWS, SAMPLES, 3, probs) == BALI_STATUS_INVALID_ARGUMENT,
+          "class probabilities of a regression model");
+    bali_model_free(classes);
+
     /* Error paths: each a status code and a message, never a crash. */
     BaliModel *bad = NULL;
     CHECK(bali_model_new("{not json", &bad) == BALI_STATUS_INVALID_ARGUMENT && bad == NULL,
