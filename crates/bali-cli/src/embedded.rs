@@ -11,6 +11,33 @@ use bali::data::{parse_csv, DataError, Dataset};
 
 const WINE_QUALITY_RED_GZ: &[u8] = include_bytes!("../data/winequality-red.csv.gz");
 const WINE_SOURCE: &str = "<embedded winequality-red.csv.gz>";
+const DIGITS_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");
+const DIGITS_SOURCE: &str = "<embedded digits.csv.gz>";
+
+/// The 8 x 8 handwritten digits (scikit-learn's `load_digits`, UCI optdigits): 1797 images,
+/// pixels scaled from 0-16 to `[0, 1]` (`x` is `1797 x 64`, row-major pixels) and labels
+/// 0-9. Cannot fail at run time (the embedded file is checked by this module's tests);
+/// [`try_digits`] is the fallible form.
+pub fn digits() -> (faer::Mat<f64>, Vec<usize>) {
+    try_digits().expect("the embedded digits CSV is valid (checked by tests)")
+}
+
+/// Decompresses and parses the embedded digits CSV (65 integer columns, the last the label).
+pub fn try_digits() -> Result<(faer::Mat<f64>, Vec<usize>), DataError> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DIGITS_GZ)
+        .read_to_string(&mut text)
+        .map_err(|source| DataError::Decompress {
+            path: DIGITS_SOURCE.into(),
+            source,
+        })?;
+    let names: Vec<String> = (0..65).map(|j| format!("c{j}")).collect();
+    let with_header = format!("{}\n{text}", names.join(","));
+    let d = parse_csv(&with_header, Path::new(DIGITS_SOURCE), "c64")?;
+    let labels = (0..d.y.nrows()).map(|i| d.y[(i, 0)] as usize).collect();
+    let x = faer::Mat::from_fn(d.x.nrows(), d.x.ncols(), |i, j| d.x[(i, j)] / 16.0);
+    Ok((x, labels))
+}
 
 /// The red-wine-quality data: `x` is `1599 x 11`, `y` (`quality`) is `1599 x 1`.
 ///
@@ -35,6 +62,23 @@ pub fn try_wine_quality() -> Result<Dataset, DataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_have_expected_shape_and_labels() {
+        let (x, labels) = try_digits().unwrap();
+        assert_eq!((x.nrows(), x.ncols(), labels.len()), (1797, 64, 1797));
+        // First row: 0,0,5,13,9,1,0,0,... label 0.
+        assert_eq!(
+            (x[(0, 2)], x[(0, 3)], labels[0]),
+            (5.0 / 16.0, 13.0 / 16.0, 0)
+        );
+        let mut counts = [0usize; 10];
+        for &l in &labels {
+            counts[l] += 1;
+        }
+        assert_eq!(counts, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
+        assert!((0..64).all(|j| (0..1797).all(|i| (0.0..=1.0).contains(&x[(i, j)]))));
+    }
 
     #[test]
     fn wine_has_expected_shape_names_and_values() {

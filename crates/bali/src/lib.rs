@@ -19,6 +19,7 @@
 //! Frontends (the `bali` command line in `crates/bali-cli`) are built on this crate; nothing
 //! here parses arguments, draws or prints.
 
+pub mod classify;
 pub mod config;
 pub mod data;
 pub mod error;

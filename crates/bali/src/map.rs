@@ -1,9 +1,10 @@
-//! The MAP baseline: the same MLP trained by Adam with weight decay on the Gaussian
-//! negative log-likelihood, so that every comparison with BALI is like for like.
+//! The MAP baseline: the same MLP trained by Adam with weight decay on the same likelihood as
+//! BALI's (Gaussian or softmax-categorical, [`Likelihood`]), with a constant or cosine
+//! learning rate, so that every comparison with BALI is like for like.
 
 use std::ops::ControlFlow;
 
-use bali_autodiff::{loss_and_seed, Adam, Loss, Mlp};
+use bali_autodiff::{Adam, Mlp};
 use bali_kernels::{Activation, ParPolicy, Scalar};
 use faer::{Mat, MatRef, Par};
 use rand::rngs::StdRng;
@@ -11,6 +12,37 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::error::{BaliError, Result};
+use crate::likelihood::Likelihood;
+
+/// Learning-rate schedule of the Adam baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum LrSchedule {
+    /// `lr` at every step.
+    #[default]
+    Constant,
+    /// Cosine decay over `horizon` steps from `lr` to `lr / 1000`,
+    /// `lr_t = lr_min + (lr - lr_min) (1 + cos(pi min(t, h) / h)) / 2` at step `t = 0, 1, ..`
+    /// (then `lr_min`): the usual tuned schedule; stopping early at a validation checkpoint
+    /// before the horizon is allowed.
+    Cosine {
+        /// Steps `h >= 1` to decay over.
+        horizon: u64,
+    },
+}
+
+impl LrSchedule {
+    /// The learning rate of step `t` (0-based) for base rate `lr`.
+    pub fn rate(self, lr: f64, t: u64) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine { horizon } => {
+                let frac = t.min(horizon) as f64 / horizon.max(1) as f64;
+                let lr_min = 1e-3 * lr;
+                lr_min + 0.5 * (lr - lr_min) * (1.0 + (std::f64::consts::PI * frac).cos())
+            }
+        }
+    }
+}
 
 /// Options of the Adam baseline.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +57,10 @@ pub struct MapConfig {
     pub activation: Activation,
     /// Threads available to the kernels (parallelism chosen by problem size).
     pub threads: usize,
+    /// Likelihood of the output (the loss is its negative log).
+    pub likelihood: Likelihood,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
 }
 
 impl Default for MapConfig {
@@ -35,6 +71,8 @@ impl Default for MapConfig {
             batch_size: None,
             activation: Activation::Relu,
             threads: 1,
+            likelihood: Likelihood::Gaussian,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -106,7 +144,7 @@ impl<T: Scalar> MapNet<T> {
     }
 
     /// Runs `iterations` Adam steps on `(x, y)` on the objective
-    /// `(1/B) sum_batch (y - f)^2 / 2 + wd/2 ||W||^2` (bias rows not decayed).
+    /// `(1/B) sum_batch ell(f, y) + wd/2 ||W||^2` (bias rows not decayed).
     pub fn fit(
         &mut self,
         x: MatRef<'_, T>,
@@ -153,9 +191,10 @@ impl<T: Scalar> MapNet<T> {
     }
 
     /// One Adam step on the batch `(x, y)` (B rows) of the objective
-    /// `(1/B) sum_batch (y - f)^2 / 2 + wd/2 ||W||^2` (bias rows not decayed): forward,
-    /// `d ell / dF`, backward, `dW_l = X_l^T G_l`, `dW / B + wd W`, [`Adam::step`]. Returns
-    /// the loss `ell` before the step.
+    /// `(1/B) sum_batch ell(f, y) + wd/2 ||W||^2` (bias rows not decayed; Gaussian
+    /// `ell = (y - f)^2 / 2`, categorical the cross-entropy with one-hot `y`): forward,
+    /// `d ell / dF` from the likelihood, backward, `dW_l = X_l^T G_l`, `dW / B + wd W`,
+    /// [`Adam::step`] at the schedule's rate. Returns the mean loss `ell / B` before the step.
     pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<T> {
         let b = x.nrows();
         let flops: f64 = self
@@ -166,11 +205,16 @@ impl<T: Scalar> MapNet<T> {
             .sum();
         let par = self.policy.par(flops);
         let trace = self.mlp.forward(&self.weights, x, par)?;
-        let loss = Loss::Gaussian {
-            y,
-            sigma2: T::one(),
-        };
-        let (value, seed) = loss_and_seed(&loss, trace.output())?;
+        let f = trace.output();
+        if y.nrows() != b || y.ncols() != f.ncols() {
+            return Err(BaliError::Shape {
+                what: "MAP training targets Y",
+                expected: (b, f.ncols()),
+                got: (y.nrows(), y.ncols()),
+            });
+        }
+        let likelihood = self.config.likelihood;
+        let value = likelihood.mean_loss(f, y);
         if !value.is_finite() {
             return Err(BaliError::NonFinite {
                 what: "MAP training loss (Adam diverged)",
@@ -178,6 +222,8 @@ impl<T: Scalar> MapNet<T> {
                 step: self.step,
             });
         }
+        let mut seed = Mat::<T>::zeros(b, f.ncols());
+        likelihood.seed_into(seed.as_mut(), f, y);
         let gs = self
             .mlp
             .backward(&self.weights, &trace, seed.as_ref(), par)?;
@@ -193,9 +239,10 @@ impl<T: Scalar> MapNet<T> {
                 }
             }
         }
+        self.adam.lr = T::of(self.config.schedule.rate(self.config.lr, self.step));
         self.adam.step(&mut self.weights, &grads)?;
         self.step += 1;
-        Ok(value)
+        Ok(T::of(value))
     }
 
     /// Network output `f(x)` (n x d_L).

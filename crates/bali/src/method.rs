@@ -371,6 +371,7 @@ impl Preset {
                     activation: fixed.activation.unwrap_or(Activation::Relu),
                     weight_decay: fixed.wd.unwrap_or(MapConfig::default().weight_decay),
                     threads: fixed.threads.unwrap_or(MapConfig::default().threads),
+                    ..MapConfig::default()
                 };
                 if !search {
                     return vec![Method::Map(base)];

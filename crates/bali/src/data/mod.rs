@@ -10,6 +10,7 @@
 pub mod csv;
 pub mod images;
 pub mod standardize;
+pub mod transforms;
 pub mod uci;
 
 use std::path::PathBuf;

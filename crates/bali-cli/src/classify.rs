@@ -1,0 +1,353 @@
+//! `bali classify`: the classification and out-of-distribution protocol
+//! (`docs/classification.md`) for BALI and the MAP baselines, on the embedded 8 x 8 digits or
+//! on MNIST from a data folder (`--data DIR`, the layout of `../shared/data`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use bali::classify::{
+    run_classification, seeded_split, ClassMethod, ClassOptions, ClassProblem, ClassResult,
+    LabelledSet, OodSet,
+};
+use bali::config::{BaliConfig, Fisher, Formulation};
+use bali::data::transforms::{flip_left_right, rotate, uniform_noise};
+use bali::data::{read_idx_images, read_idx_labels, read_npz_images};
+use bali::map::{LrSchedule, MapConfig};
+use bali::metrics::mean_and_stderr;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::CliError;
+
+/// Methods of `bali classify`.
+const METHODS: [&str; 4] = ["bali", "bali-paper", "map", "ensemble"];
+
+/// `bali classify [--data DIR] [--method M] [--seeds K] [--members K] [--json]`
+#[derive(Debug, Clone, Args)]
+pub struct ClassifyArgs {
+    /// Data folder with `mnist/` (t10k images and labels, idx) and `kmnist/` (test images,
+    /// npz), as `../shared/data`; default: the embedded 8 x 8 digits (1797 images).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Method: BALI (Improved or Paper), the MAP network (Adam), or a deep ensemble of MAP
+    /// networks.
+    #[arg(long, default_value = "bali", value_parser = PossibleValuesParser::new(METHODS))]
+    pub method: String,
+    /// Seeds (splits, carves and initializations 0..K-1), for standard errors.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub seeds: u64,
+    /// Members K of the final model (default 5 for `ensemble`, 1 otherwise).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64).map(|v| v as usize))]
+    pub members: Option<usize>,
+    /// Hidden widths, comma-separated (default 100,100 on the digits, 400,400 on MNIST).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Largest iteration count on the validation carve (default: BALI 100 on MNIST, 300 on
+    /// the digits; MAP 30 epochs on MNIST, 100 on the digits).
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    /// Curvature of BALI's hidden layers: exact or sampled-label Fisher.
+    #[arg(long, default_value = "exact", value_parser = PossibleValuesParser::new(["exact", "sampled"]))]
+    pub fisher: String,
+    /// BALI's weight decay `wd` (proximal-prior shrinkage, every layer): the values searched
+    /// on the carve, comma-separated (default: 1,3,10 on the digits, 100 on MNIST).
+    #[arg(long, value_delimiter = ',')]
+    pub wd: Option<Vec<f64>>,
+    /// Mini-batch size (default: full batch for BALI, 128 for MAP).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    pub batch_size: Option<usize>,
+    /// Predictive samples of BALI's mixture.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000).map(|v| v as usize))]
+    pub samples: usize,
+    /// One JSON object per seed, then a summary line.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Images `x` (n x rows*cols) with labels, split by a seeded permutation, with the OOD sets
+/// (KMNIST if given, uniform noise, the test images flipped) and the rotated test sets.
+fn build(
+    x: &faer::Mat<f64>,
+    labels: &[usize],
+    n_train: usize,
+    side: usize,
+    kmnist: Option<&faer::Mat<f64>>,
+    seed: u64,
+) -> ClassProblem {
+    let all = LabelledSet {
+        x: x.clone(),
+        labels: labels.to_vec(),
+    };
+    let (train_idx, test_idx) = seeded_split(labels.len(), n_train, seed);
+    let (train, test) = (all.rows(&train_idx), all.rows(&test_idx));
+    let pixels = side * side;
+    let mut ood = Vec::new();
+    if let Some(k) = kmnist {
+        ood.push(OodSet {
+            name: "kmnist".into(),
+            x: k.clone(),
+        });
+    }
+    ood.push(OodSet {
+        name: "noise".into(),
+        x: uniform_noise(test.labels.len(), pixels, 1_000 + seed),
+    });
+    ood.push(OodSet {
+        name: "flipped".into(),
+        x: flip_left_right(test.x.as_ref(), side, side),
+    });
+    let shift = (0..=12)
+        .map(|i| {
+            let angle = 15.0 * i as f64;
+            (
+                format!("rotated {angle:.0}"),
+                LabelledSet {
+                    x: rotate(test.x.as_ref(), side, side, angle),
+                    labels: test.labels.clone(),
+                },
+            )
+        })
+        .collect();
+    ClassProblem {
+        train,
+        test,
+        ood,
+        shift,
+    }
+}
+
+/// The methods searched on the carve for `method` (`batch` from `--batch-size`).
+fn grid(args: &ClassifyArgs, mnist: bool, n_fit: usize, max_iterations: usize) -> Vec<ClassMethod> {
+    let fisher = if args.fisher == "sampled" {
+        Fisher::Sampled
+    } else {
+        Fisher::Exact
+    };
+    match args.method.as_str() {
+        "bali" | "bali-paper" => {
+            let formulation = if args.method == "bali" {
+                Formulation::Improved
+            } else {
+                Formulation::Paper
+            };
+            let wds = args.wd.clone().unwrap_or(if mnist {
+                vec![100.0]
+            } else {
+                vec![1.0, 3.0, 10.0]
+            });
+            wds.into_iter()
+                .map(|wd| {
+                    ClassMethod::Bali(BaliConfig {
+                        formulation,
+                        fisher,
+                        wd,
+                        batch_size: args.batch_size.filter(|&b| b < n_fit),
+                        ..BaliConfig::classification()
+                    })
+                })
+                .collect()
+        }
+        _ => {
+            let batch = args.batch_size.unwrap_or(128);
+            let mut out = Vec::new();
+            for lr in [1e-3, 3e-3, 1e-2] {
+                for weight_decay in [1e-5, 1e-4, 1e-3, 1e-2] {
+                    out.push(ClassMethod::Map(MapConfig {
+                        lr,
+                        weight_decay,
+                        batch_size: Some(batch).filter(|&b| b < n_fit),
+                        likelihood: bali::Likelihood::Categorical,
+                        schedule: LrSchedule::Cosine {
+                            horizon: max_iterations as u64,
+                        },
+                        ..MapConfig::default()
+                    }));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// One JSON line of `--json`.
+fn result_json(data: &str, method: &str, seed: u64, r: &ClassResult) -> serde_json::Value {
+    serde_json::json!({
+        "data": data,
+        "method": method,
+        "seed": seed,
+        "options": r.method.label(),
+        "iterations": r.iterations,
+        "at_cap": r.at_cap,
+        "train_seconds": r.train_seconds,
+        "accuracy": r.test.accuracy,
+        "nll": r.test.nll,
+        "brier": r.test.brier,
+        "ece": r.test.ece,
+        "ood": r.ood.iter().map(|o| serde_json::json!({
+            "set": o.name,
+            "auroc_entropy": o.auroc_entropy,
+            "auroc_mi": o.auroc_mi,
+            "fpr95_entropy": o.fpr95_entropy,
+            "fpr95_mi": o.fpr95_mi,
+        })).collect::<Vec<_>>(),
+        "shift": r.shift.iter().map(|(name, m)| serde_json::json!({
+            "set": name, "accuracy": m.accuracy, "nll": m.nll, "ece": m.ece,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs the protocol for every seed and prints the table (or JSON lines).
+pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // The data once; the split per seed.
+    let (name, x, labels, side, n_train, kmnist) = match &args.data {
+        None => {
+            let (x, labels) = crate::embedded::digits();
+            ("digits 8x8 (embedded)", x, labels, 8, 1437, None)
+        }
+        Some(root) => {
+            let images = read_idx_images(root.join("mnist/t10k-images-idx3-ubyte.gz"))?;
+            let labels = read_idx_labels(root.join("mnist/t10k-labels-idx1-ubyte.gz"))?;
+            bali::data::check_labels(&labels, 10)?;
+            let kmnist = read_npz_images(root.join("kmnist/kmnist-test-imgs.npz"))?;
+            (
+                "mnist t10k (8000 train / 2000 test)",
+                images.to_unit_matrix(),
+                labels.iter().map(|&l| l as usize).collect(),
+                images.rows,
+                8000,
+                Some(kmnist.to_unit_matrix()),
+            )
+        }
+    };
+    let mnist = args.data.is_some();
+    let hidden = args.hidden.clone().unwrap_or(if mnist {
+        vec![400, 400]
+    } else {
+        vec![100, 100]
+    });
+    let mut dims = vec![side * side];
+    dims.extend(&hidden);
+    dims.push(10);
+    let members = args
+        .members
+        .unwrap_or(if args.method == "ensemble" { 5 } else { 1 });
+    let is_map = args.method == "map" || args.method == "ensemble";
+    let n_fit = (0.8 * n_train as f64).round() as usize;
+    let max_iterations = args.max_iterations.unwrap_or(if is_map {
+        let batch = args.batch_size.unwrap_or(128).min(n_fit);
+        let epochs = if mnist { 30 } else { 100 };
+        epochs * n_fit.div_ceil(batch)
+    } else if mnist {
+        100
+    } else {
+        300
+    });
+    let grid = grid(args, mnist, n_fit, max_iterations);
+    if !args.json {
+        writeln!(
+            out,
+            "classify {name}: {} x {} seed(s), {} network(s) {}, {} option set(s) and up to {max_iterations} iterations chosen on a 80/20 carve of the training rows",
+            args.method,
+            args.seeds,
+            members,
+            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-"),
+            grid.len()
+        )?;
+    }
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:44} [{bar:30}] {pos}/{len}")
+            .map_err(|e| CliError::InvalidOption {
+                name: "progress template",
+                value: e.to_string(),
+                reason: "internal template error",
+            })?
+            .progress_chars("=> "),
+    );
+    let mut results = Vec::new();
+    for seed in 0..args.seeds {
+        let problem = build(&x, &labels, n_train, side, kmnist.as_ref(), seed);
+        let options = ClassOptions {
+            members,
+            samples: args.samples,
+            max_iterations,
+            seed,
+            ..ClassOptions::default()
+        };
+        let r = run_classification(&grid, &dims, &problem, &options, |stage, done, total| {
+            bar.set_message(format!("seed {seed}: {stage}"));
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+        if args.json {
+            bar.suspend(|| writeln!(out, "{}", result_json(name, &args.method, seed, &r)))?;
+        }
+        results.push(r);
+    }
+    bar.finish_and_clear();
+    let stat = |f: &dyn Fn(&ClassResult) -> f64| {
+        let v: Vec<f64> = results.iter().map(f).collect();
+        mean_and_stderr(&v)
+    };
+    let fmt = |(m, se): (f64, f64)| format!("{m:.4} ± {se:.4}");
+    if args.json {
+        let summary = serde_json::json!({
+            "summary": true,
+            "data": name,
+            "method": args.method,
+            "seeds": args.seeds,
+            "accuracy": stat(&|r| r.test.accuracy).0,
+            "nll": stat(&|r| r.test.nll).0,
+            "ece": stat(&|r| r.test.ece).0,
+            "train_seconds": stat(&|r| r.train_seconds).0,
+        });
+        writeln!(out, "{summary}")?;
+        return Ok(());
+    }
+    writeln!(out, "chosen options: {}", results[0].method.label())?;
+    writeln!(
+        out,
+        "iterations chosen: {:?}{}",
+        results.iter().map(|r| r.iterations).collect::<Vec<_>>(),
+        if results.iter().any(|r| r.at_cap) {
+            " (the cap was chosen on some seed: raise --max-iterations)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(out, "test accuracy   {}", fmt(stat(&|r| r.test.accuracy)))?;
+    writeln!(out, "test NLL        {}", fmt(stat(&|r| r.test.nll)))?;
+    writeln!(out, "test Brier      {}", fmt(stat(&|r| r.test.brier)))?;
+    writeln!(out, "test ECE        {}", fmt(stat(&|r| r.test.ece)))?;
+    writeln!(out, "train seconds   {}", fmt(stat(&|r| r.train_seconds)))?;
+    for (i, o) in results[0].ood.iter().enumerate() {
+        writeln!(
+            out,
+            "OOD {:8} AUROC entropy {} MI {} | FPR95 entropy {} MI {}",
+            o.name,
+            fmt(stat(&|r| r.ood[i].auroc_entropy)),
+            fmt(stat(&|r| r.ood[i].auroc_mi)),
+            fmt(stat(&|r| r.ood[i].fpr95_entropy)),
+            fmt(stat(&|r| r.ood[i].fpr95_mi)),
+        )?;
+    }
+    let shifts: Vec<String> = (0..results[0].shift.len())
+        .map(|i| {
+            format!(
+                "{}: {:.3}",
+                results[0].shift[i].0.trim_start_matches("rotated "),
+                stat(&|r| r.shift[i].1.accuracy).0
+            )
+        })
+        .collect();
+    writeln!(out, "accuracy by rotation (degrees): {}", shifts.join(", "))?;
+    Ok(())
+}

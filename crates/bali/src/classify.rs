@@ -1,0 +1,477 @@
+//! The classification protocol (`docs/classification.md`): options and iteration count chosen
+//! on a validation carve of the training rows only, the chosen method retrained on all of
+//! them, then test accuracy, NLL, Brier score, ECE and reliability bins, out-of-distribution
+//! detection by predictive entropy and by mutual information, and a distribution-shift curve.
+//!
+//! Every method runs the same MLP on the same rows and seeds: BALI ([`ClassMethod::Bali`],
+//! `K` posteriors mixed equally) and the MAP network trained by Adam
+//! ([`ClassMethod::Map`]; `K > 1` members: a deep ensemble).
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use faer::{Mat, MatRef};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::config::BaliConfig;
+use crate::data::train_valid_carve;
+use crate::error::{BaliError, Result};
+use crate::experiment::checkpoints;
+use crate::map::{LrSchedule, MapConfig, MapNet};
+use crate::metrics::classification::{
+    accuracy, auroc, brier, ece, fpr_at_tpr, nll, reliability, Bin,
+};
+use crate::model::{CategoricalPrediction, PredictMode};
+use crate::predict::Ensemble;
+use crate::train::Trainer;
+
+/// Inputs (n x d, in the units the networks see) with a class label per row.
+#[derive(Clone, Debug)]
+pub struct LabelledSet {
+    /// Inputs (n x d).
+    pub x: Mat<f64>,
+    /// Class of every row, in `0..K`.
+    pub labels: Vec<usize>,
+}
+
+impl LabelledSet {
+    /// The rows `idx`.
+    pub fn rows(&self, idx: &[usize]) -> LabelledSet {
+        LabelledSet {
+            x: crate::data::split_rows(self.x.as_ref(), idx),
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
+    /// One-hot targets (n x K).
+    pub fn one_hot(&self, k: usize) -> Mat<f64> {
+        Mat::from_fn(self.labels.len(), k, |i, c| {
+            if self.labels[i] == c {
+                1.0
+            } else {
+                0.0
+            }
+        })
+    }
+}
+
+/// An out-of-distribution set: inputs only.
+#[derive(Clone, Debug)]
+pub struct OodSet {
+    /// Name as reported (`kmnist`, `noise`, `flipped`).
+    pub name: String,
+    /// Inputs (n x d).
+    pub x: Mat<f64>,
+}
+
+/// The data of one seed of the protocol.
+#[derive(Clone, Debug)]
+pub struct ClassProblem {
+    /// Training rows (the carve is drawn from them).
+    pub train: LabelledSet,
+    /// Test rows.
+    pub test: LabelledSet,
+    /// Out-of-distribution sets.
+    pub ood: Vec<OodSet>,
+    /// Shifted copies of the test rows (e.g. rotated), with their names.
+    pub shift: Vec<(String, LabelledSet)>,
+}
+
+/// One classification method with all its options.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClassMethod {
+    /// BALI with the categorical likelihood.
+    Bali(BaliConfig),
+    /// The MAP network (Adam) with the categorical likelihood.
+    Map(MapConfig),
+}
+
+impl ClassMethod {
+    /// Short description for tables.
+    pub fn label(&self) -> String {
+        match self {
+            ClassMethod::Bali(c) => format!(
+                "bali {:?}/{:?} alpha={} alpha_hidden={} gamma={} floor={} wd={} fisher={} batch={}",
+                c.formulation,
+                c.preconditioner,
+                c.alpha,
+                c.hidden_alpha(),
+                c.gamma,
+                c.floor,
+                c.wd,
+                c.fisher.name(),
+                c.batch_size.map_or("full".to_string(), |b| b.to_string())
+            ),
+            ClassMethod::Map(c) => format!(
+                "map lr={} wd={} schedule={:?} batch={}",
+                c.lr,
+                c.weight_decay,
+                c.schedule,
+                c.batch_size.map_or("full".to_string(), |b| b.to_string())
+            ),
+        }
+    }
+}
+
+/// A network being trained by either method.
+#[derive(Clone, Debug)]
+enum ClassLearner {
+    Bali(Box<Trainer<f64>>),
+    Map(Box<MapNet<f64>>),
+}
+
+impl ClassLearner {
+    fn new(method: &ClassMethod, dims: &[usize], n_train: usize, seed: u64) -> Result<Self> {
+        Ok(match method {
+            ClassMethod::Bali(c) => ClassLearner::Bali(Box::new(Trainer::new(
+                dims.to_vec(),
+                c.clone(),
+                n_train,
+                seed,
+            )?)),
+            ClassMethod::Map(c) => {
+                ClassLearner::Map(Box::new(MapNet::new(dims.to_vec(), c.clone(), seed)?))
+            }
+        })
+    }
+
+    fn steps(&self) -> u64 {
+        match self {
+            ClassLearner::Bali(t) => t.steps(),
+            ClassLearner::Map(m) => m.steps(),
+        }
+    }
+
+    /// Trains until `target` steps are done.
+    fn advance_to(&mut self, x: MatRef<'_, f64>, y: MatRef<'_, f64>, target: u64) -> Result<()> {
+        let todo = target.saturating_sub(self.steps()) as usize;
+        match self {
+            ClassLearner::Bali(t) => t.fit(x, y, todo, |_, _| ControlFlow::Continue(())),
+            ClassLearner::Map(m) => m.fit(x, y, todo, |_| ControlFlow::Continue(())),
+        }
+    }
+}
+
+/// Class probabilities of an equal mixture of members: BALI members from `samples` posterior
+/// samples in all (`ceil(samples / K)` each, [`Ensemble::predict_categorical`]); MAP members
+/// deterministic (their softmax; the expected entropy is each member's entropy, so a single
+/// network has zero mutual information).
+fn predict(
+    members: &[ClassLearner],
+    x: MatRef<'_, f64>,
+    samples: usize,
+    seed: u64,
+) -> Result<CategoricalPrediction> {
+    let k = members.len();
+    let bali: Vec<_> = members
+        .iter()
+        .filter_map(|m| match m {
+            ClassLearner::Bali(t) => Some(t.model().clone()),
+            ClassLearner::Map(_) => None,
+        })
+        .collect();
+    if bali.len() == k && k > 0 {
+        return Ensemble { members: bali }.predict_categorical(
+            x,
+            samples,
+            PredictMode::Weights,
+            seed,
+        );
+    }
+    let (n, w) = (x.nrows(), 1.0 / k.max(1) as f64);
+    let mut probs: Option<Mat<f64>> = None;
+    let mut expected_entropy = vec![0.0; n];
+    for m in members {
+        let ClassLearner::Map(net) = m else {
+            return Err(BaliError::Unsupported {
+                what: "an ensemble of BALI and MAP members",
+                needs: "members of one method",
+            });
+        };
+        let f = net.predict(x)?;
+        let mut p = Mat::<f64>::zeros(n, f.ncols());
+        bali_kernels::softmax_rows(f.as_ref(), p.as_mut());
+        let single = CategoricalPrediction {
+            probs: p,
+            expected_entropy: vec![0.0; n],
+        };
+        for (e, h) in expected_entropy.iter_mut().zip(single.entropy()) {
+            *e += w * h;
+        }
+        let scaled = &single.probs * faer::Scale(w);
+        probs = Some(match probs {
+            None => scaled,
+            Some(acc) => acc + scaled,
+        });
+    }
+    Ok(CategoricalPrediction {
+        probs: probs.ok_or(BaliError::NotFitted { what: "members" })?,
+        expected_entropy,
+    })
+}
+
+/// Options of the protocol.
+#[derive(Clone, Debug)]
+pub struct ClassOptions {
+    /// Members `K` of the final model (BALI posteriors or MAP networks).
+    pub members: usize,
+    /// Predictive samples of BALI's mixture (S / K per member).
+    pub samples: usize,
+    /// Largest iteration count considered on the carve (checkpoints log-spaced to it).
+    pub max_iterations: usize,
+    /// Fraction of the training rows fitted during selection (the rest validates).
+    pub carve: f64,
+    /// Seed of the carve, the networks and the samples.
+    pub seed: u64,
+}
+
+impl Default for ClassOptions {
+    fn default() -> Self {
+        ClassOptions {
+            members: 1,
+            samples: 20,
+            max_iterations: 200,
+            carve: 0.8,
+            seed: 0,
+        }
+    }
+}
+
+/// Validation quality at one checkpoint of one grid point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClassCheckpoint {
+    /// Index of the grid point.
+    pub grid: usize,
+    /// Training iterations done.
+    pub iterations: usize,
+    /// Validation NLL (nats per row).
+    pub valid_nll: f64,
+    /// Validation accuracy.
+    pub valid_accuracy: f64,
+}
+
+/// OOD detection of one set: AUROC and FPR at 95% TPR, OOD points positive, scored by
+/// predictive entropy and by mutual information.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OodResult {
+    /// The set's name.
+    pub name: String,
+    /// AUROC by predictive entropy.
+    pub auroc_entropy: f64,
+    /// AUROC by mutual information.
+    pub auroc_mi: f64,
+    /// FPR at 95% TPR by predictive entropy.
+    pub fpr95_entropy: f64,
+    /// FPR at 95% TPR by mutual information.
+    pub fpr95_mi: f64,
+    /// Predictive entropy of every OOD row (for histograms).
+    pub entropy: Vec<f64>,
+}
+
+/// Test metrics of a prediction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassMetrics {
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Mean negative log-likelihood (nats).
+    pub nll: f64,
+    /// Brier score.
+    pub brier: f64,
+    /// Expected calibration error (15 bins).
+    pub ece: f64,
+}
+
+fn metrics_of(p: &CategoricalPrediction, labels: &[usize]) -> Result<ClassMetrics> {
+    let probs = p.probs.as_ref();
+    Ok(ClassMetrics {
+        accuracy: accuracy(probs, labels)?,
+        nll: nll(probs, labels)?,
+        brier: brier(probs, labels)?,
+        ece: ece(probs, labels, 15)?,
+    })
+}
+
+/// Everything the protocol measured on one seed.
+#[derive(Clone, Debug)]
+pub struct ClassResult {
+    /// The chosen method (after selection).
+    pub method: ClassMethod,
+    /// Iterations chosen on the carve.
+    pub iterations: usize,
+    /// Whether the chosen checkpoint is the largest considered (the cap may bind).
+    pub at_cap: bool,
+    /// Every checkpoint of every grid point on the carve.
+    pub curve: Vec<ClassCheckpoint>,
+    /// Seconds of the final training (all members, to the chosen iteration).
+    pub train_seconds: f64,
+    /// Test metrics.
+    pub test: ClassMetrics,
+    /// Reliability bins of the test predictions (15 equal-width confidence bins).
+    pub reliability: Vec<Bin>,
+    /// Predictive entropy of every test row.
+    pub test_entropy: Vec<f64>,
+    /// OOD detection per OOD set.
+    pub ood: Vec<OodResult>,
+    /// Metrics on each shifted test set (e.g. rotated by an angle), in the order given.
+    pub shift: Vec<(String, ClassMetrics)>,
+}
+
+/// The protocol on one seed: every grid point trained on the carve (one member each) and
+/// evaluated by validation NLL at log-spaced checkpoints; the best (point, iterations)
+/// retrained with `members` members on all training rows; then the test set, the OOD sets
+/// and the shifted test sets. `progress(stage, done, total)` is called along the way.
+pub fn run_classification(
+    grid: &[ClassMethod],
+    dims: &[usize],
+    problem: &ClassProblem,
+    options: &ClassOptions,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<ClassResult> {
+    let ClassProblem {
+        train,
+        test,
+        ood,
+        shift,
+    } = problem;
+    let k = *dims.last().ok_or(BaliError::LayerCount {
+        expected: 1,
+        got: 0,
+    })?;
+    if grid.is_empty() {
+        return Err(BaliError::InvalidOption {
+            name: "grid",
+            value: "empty".into(),
+            reason: "at least one method",
+        });
+    }
+    let (fit_idx, valid_idx) = train_valid_carve(train.labels.len(), options.carve, options.seed);
+    let (fit, valid) = (train.rows(&fit_idx), train.rows(&valid_idx));
+    let y_fit = fit.one_hot(k);
+    let stops = checkpoints(options.max_iterations);
+    let mut curve = Vec::new();
+    let mut best: Option<ClassCheckpoint> = None;
+    for (g, method) in grid.iter().enumerate() {
+        let mut learner = [ClassLearner::new(
+            method,
+            dims,
+            fit_idx.len(),
+            options.seed,
+        )?];
+        for &c in &stops {
+            let step = learner[0].advance_to(fit.x.as_ref(), y_fit.as_ref(), c as u64);
+            if let Err(e) = step {
+                // A grid point that diverges numerically does not end the protocol.
+                if grid.len() > 1
+                    && matches!(e, BaliError::NonFinite { .. } | BaliError::Algebra(_))
+                {
+                    break;
+                }
+                return Err(e);
+            }
+            let p = predict(&learner, valid.x.as_ref(), options.samples, options.seed)?;
+            let point = ClassCheckpoint {
+                grid: g,
+                iterations: c,
+                valid_nll: nll(p.probs.as_ref(), &valid.labels)?,
+                valid_accuracy: accuracy(p.probs.as_ref(), &valid.labels)?,
+            };
+            curve.push(point);
+            if best.is_none_or(|b| point.valid_nll < b.valid_nll) {
+                best = Some(point);
+            }
+            progress(
+                "selecting on the validation carve",
+                curve.len(),
+                grid.len() * stops.len(),
+            );
+        }
+    }
+    let best = best.ok_or(BaliError::NonFinite {
+        what: "every grid point diverged",
+        layer: None,
+        step: 0,
+    })?;
+    let method = grid[best.grid].clone();
+    let y = train.one_hot(k);
+    let n = train.labels.len();
+    // Mini-batch methods keep the number of epochs when the training set grows.
+    let batch = match &method {
+        ClassMethod::Bali(c) => c.batch_size,
+        ClassMethod::Map(c) => c.batch_size,
+    };
+    let scale = match batch {
+        Some(b) if b < fit_idx.len() => n as f64 / fit_idx.len() as f64,
+        _ => 1.0,
+    };
+    let iterations = ((best.iterations as f64) * scale).round() as usize;
+    // A learning-rate schedule keeps its length in epochs too.
+    let method = match method {
+        ClassMethod::Map(mut c) => {
+            if let LrSchedule::Cosine { horizon } = c.schedule {
+                c.schedule = LrSchedule::Cosine {
+                    horizon: ((horizon as f64) * scale).round() as u64,
+                };
+            }
+            ClassMethod::Map(c)
+        }
+        other => other,
+    };
+    let start = Instant::now();
+    let mut members = Vec::with_capacity(options.members);
+    for m in 0..options.members.max(1) {
+        let mut learner =
+            ClassLearner::new(&method, dims, n, Ensemble::<()>::init_seed(options.seed, m))?;
+        learner.advance_to(train.x.as_ref(), y.as_ref(), iterations as u64)?;
+        members.push(learner);
+        progress(
+            "training on all training rows",
+            m + 1,
+            options.members.max(1),
+        );
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+    let seed = options.seed ^ 0x5A5A;
+    let p_test = predict(&members, test.x.as_ref(), options.samples, seed)?;
+    let test_metrics = metrics_of(&p_test, &test.labels)?;
+    let (h_test, mi_test) = (p_test.entropy(), p_test.mutual_information());
+    let mut ood_results = Vec::with_capacity(ood.len());
+    for set in ood {
+        let p = predict(&members, set.x.as_ref(), options.samples, seed)?;
+        let (h, mi) = (p.entropy(), p.mutual_information());
+        ood_results.push(OodResult {
+            name: set.name.clone(),
+            auroc_entropy: auroc(&h_test, &h)?,
+            auroc_mi: auroc(&mi_test, &mi)?,
+            fpr95_entropy: fpr_at_tpr(&h_test, &h, 0.95)?,
+            fpr95_mi: fpr_at_tpr(&mi_test, &mi, 0.95)?,
+            entropy: h,
+        });
+    }
+    let mut shift_results = Vec::with_capacity(shift.len());
+    for (name, set) in shift {
+        let p = predict(&members, set.x.as_ref(), options.samples, seed)?;
+        shift_results.push((name.clone(), metrics_of(&p, &set.labels)?));
+    }
+    Ok(ClassResult {
+        method,
+        iterations,
+        at_cap: best.iterations == *stops.last().unwrap_or(&0),
+        curve,
+        train_seconds,
+        reliability: reliability(p_test.probs.as_ref(), &test.labels, 15)?,
+        test: test_metrics,
+        test_entropy: h_test,
+        ood: ood_results,
+        shift: shift_results,
+    })
+}
+
+/// A seeded permutation of `0..n` split into the first `n_train` rows and the rest.
+pub fn seeded_split(n: usize, n_train: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    let test = order.split_off(n_train.min(n));
+    (order, test)
+}
