@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::CliError;
 
 /// Methods of `bali classify`.
-const METHODS: [&str; 4] = ["bali", "bali-paper", "map", "ensemble"];
+const METHODS: [&str; 5] = ["bali", "bali-paper", "map", "ensemble", "laplace"];
 
 /// `bali classify [--data DIR] [--method M] [--seeds K] [--members K] [--json]`
 #[derive(Debug, Clone, Args)]
@@ -30,8 +30,8 @@ pub struct ClassifyArgs {
     /// npz), as `../shared/data`; default: the embedded 8 x 8 digits (1797 images).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Method: BALI (Improved or Paper), the MAP network (Adam), or a deep ensemble of MAP
-    /// networks.
+    /// Method: BALI (Improved or Paper), the MAP network (Adam), a deep ensemble of MAP
+    /// networks, or a post-hoc K-FAC Laplace approximation of the MAP network.
     #[arg(long, default_value = "bali", value_parser = PossibleValuesParser::new(METHODS))]
     pub method: String,
     /// Seeds (splits, carves and initializations 0..K-1), for standard errors.
@@ -156,7 +156,7 @@ fn grid(args: &ClassifyArgs, mnist: bool, n_fit: usize, max_iterations: usize) -
             let mut out = Vec::new();
             for lr in [1e-3, 3e-3, 1e-2] {
                 for weight_decay in [1e-5, 1e-4, 1e-3, 1e-2] {
-                    out.push(ClassMethod::Map(MapConfig {
+                    let config = MapConfig {
                         lr,
                         weight_decay,
                         batch_size: Some(batch).filter(|&b| b < n_fit),
@@ -165,7 +165,12 @@ fn grid(args: &ClassifyArgs, mnist: bool, n_fit: usize, max_iterations: usize) -
                             horizon: max_iterations as u64,
                         },
                         ..MapConfig::default()
-                    }));
+                    };
+                    out.push(if args.method == "laplace" {
+                        ClassMethod::Laplace(config)
+                    } else {
+                        ClassMethod::Map(config)
+                    });
                 }
             }
             out
@@ -181,6 +186,7 @@ fn result_json(data: &str, method: &str, seed: u64, r: &ClassResult) -> serde_js
         "seed": seed,
         "options": r.method.label(),
         "iterations": r.iterations,
+        "prior_precision": r.prior_precision,
         "at_cap": r.at_cap,
         "train_seconds": r.train_seconds,
         "accuracy": r.test.accuracy,
@@ -235,7 +241,7 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let members = args
         .members
         .unwrap_or(if args.method == "ensemble" { 5 } else { 1 });
-    let is_map = args.method == "map" || args.method == "ensemble";
+    let is_map = ["map", "ensemble", "laplace"].contains(&args.method.as_str());
     let n_fit = (0.8 * n_train as f64).round() as usize;
     let max_iterations = args.max_iterations.unwrap_or(if is_map {
         let batch = args.batch_size.unwrap_or(128).min(n_fit);
@@ -313,6 +319,16 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         return Ok(());
     }
     writeln!(out, "chosen options: {}", results[0].method.label())?;
+    if results[0].prior_precision.is_some() {
+        writeln!(
+            out,
+            "Laplace prior precision chosen: {:?}",
+            results
+                .iter()
+                .map(|r| r.prior_precision.unwrap_or(f64::NAN))
+                .collect::<Vec<_>>()
+        )?;
+    }
     writeln!(
         out,
         "iterations chosen: {:?}{}",

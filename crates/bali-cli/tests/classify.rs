@@ -19,7 +19,7 @@ fn field(line: &serde_json::Value, name: &str) -> f64 {
 
 #[test]
 fn classify_on_the_embedded_digits_reports_every_metric() {
-    for method in ["bali", "bali-paper", "map", "ensemble"] {
+    for method in ["bali", "bali-paper", "map", "ensemble", "laplace"] {
         let out = run_cli(&[
             "bali",
             "classify",
@@ -67,6 +67,7 @@ fn classify_on_the_embedded_digits_reports_every_metric() {
             "0 to 180 degrees by 15"
         );
         assert!(lines[1]["summary"].as_bool() == Some(true));
+        assert_eq!(r["prior_precision"].is_f64(), method == "laplace", "{r}");
     }
     // The table: every metric and OOD set named.
     let table = run_cli(&["bali", "classify", "--max-iterations", "5", "--quiet"]).unwrap();
@@ -82,8 +83,8 @@ fn classify_on_the_embedded_digits_reports_every_metric() {
         assert!(table.contains(what), "{what} missing from\n{table}");
     }
     // Bad options are refused by name.
-    let e = run_cli(&["bali", "classify", "--method", "laplace"]).unwrap_err();
-    assert!(e.contains("laplace"), "{e}");
+    let e = run_cli(&["bali", "classify", "--method", "swag"]).unwrap_err();
+    assert!(e.contains("swag"), "{e}");
     let e = run_cli(&["bali", "classify", "--seeds", "0"]).unwrap_err();
     assert!(e.contains("seeds"), "{e}");
 }

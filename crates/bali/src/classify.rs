@@ -18,11 +18,12 @@ use crate::config::BaliConfig;
 use crate::data::train_valid_carve;
 use crate::error::{BaliError, Result};
 use crate::experiment::checkpoints;
+use crate::laplace::KfacFactors;
 use crate::map::{LrSchedule, MapConfig, MapNet};
 use crate::metrics::classification::{
     accuracy, auroc, brier, ece, fpr_at_tpr, nll, reliability, Bin,
 };
-use crate::model::{CategoricalPrediction, PredictMode};
+use crate::model::{BayesianMlp, CategoricalPrediction, PredictMode};
 use crate::predict::Ensemble;
 use crate::train::Trainer;
 
@@ -85,7 +86,15 @@ pub enum ClassMethod {
     Bali(BaliConfig),
     /// The MAP network (Adam) with the categorical likelihood.
     Map(MapConfig),
+    /// The MAP network, then a post-hoc K-FAC Laplace posterior around it
+    /// ([`crate::laplace`]) whose prior precision is chosen on the validation carve.
+    Laplace(MapConfig),
 }
+
+/// Prior precisions `tau` the Laplace baseline searches on the validation carve.
+pub const LAPLACE_PRIOR_PRECISIONS: [f64; 12] = [
+    1e-2, 1e-1, 1.0, 10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 1e4, 1e5, 1e6,
+];
 
 impl ClassMethod {
     /// Short description for tables.
@@ -103,8 +112,9 @@ impl ClassMethod {
                 c.fisher.name(),
                 c.batch_size.map_or("full".to_string(), |b| b.to_string())
             ),
-            ClassMethod::Map(c) => format!(
-                "map lr={} wd={} schedule={:?} batch={}",
+            ClassMethod::Map(c) | ClassMethod::Laplace(c) => format!(
+                "{} lr={} wd={} schedule={:?} batch={}",
+                if matches!(self, ClassMethod::Map(_)) { "map" } else { "laplace (kfac) of map" },
                 c.lr,
                 c.weight_decay,
                 c.schedule,
@@ -119,6 +129,8 @@ impl ClassMethod {
 enum ClassLearner {
     Bali(Box<Trainer<f64>>),
     Map(Box<MapNet<f64>>),
+    /// A fixed posterior (the Laplace approximation of a trained MAP network).
+    Posterior(Box<BayesianMlp<f64>>),
 }
 
 impl ClassLearner {
@@ -130,7 +142,7 @@ impl ClassLearner {
                 n_train,
                 seed,
             )?)),
-            ClassMethod::Map(c) => {
+            ClassMethod::Map(c) | ClassMethod::Laplace(c) => {
                 ClassLearner::Map(Box::new(MapNet::new(dims.to_vec(), c.clone(), seed)?))
             }
         })
@@ -140,6 +152,7 @@ impl ClassLearner {
         match self {
             ClassLearner::Bali(t) => t.steps(),
             ClassLearner::Map(m) => m.steps(),
+            ClassLearner::Posterior(_) => 0,
         }
     }
 
@@ -149,6 +162,10 @@ impl ClassLearner {
         match self {
             ClassLearner::Bali(t) => t.fit(x, y, todo, |_, _| ControlFlow::Continue(())),
             ClassLearner::Map(m) => m.fit(x, y, todo, |_| ControlFlow::Continue(())),
+            ClassLearner::Posterior(_) => Err(BaliError::Unsupported {
+                what: "training a fixed Laplace posterior",
+                needs: "its MAP network",
+            }),
         }
     }
 }
@@ -168,6 +185,7 @@ fn predict(
         .iter()
         .filter_map(|m| match m {
             ClassLearner::Bali(t) => Some(t.model().clone()),
+            ClassLearner::Posterior(p) => Some((**p).clone()),
             ClassLearner::Map(_) => None,
         })
         .collect();
@@ -185,7 +203,7 @@ fn predict(
     for m in members {
         let ClassLearner::Map(net) = m else {
             return Err(BaliError::Unsupported {
-                what: "an ensemble of BALI and MAP members",
+                what: "an ensemble of Bayesian and MAP members",
                 needs: "members of one method",
             });
         };
@@ -299,6 +317,8 @@ pub struct ClassResult {
     pub method: ClassMethod,
     /// Iterations chosen on the carve.
     pub iterations: usize,
+    /// The Laplace baseline's prior precision chosen on the carve.
+    pub prior_precision: Option<f64>,
     /// Whether the chosen checkpoint is the largest considered (the cap may bind).
     pub at_cap: bool,
     /// Every checkpoint of every grid point on the carve.
@@ -398,7 +418,7 @@ pub fn run_classification(
     // Mini-batch methods keep the number of epochs when the training set grows.
     let batch = match &method {
         ClassMethod::Bali(c) => c.batch_size,
-        ClassMethod::Map(c) => c.batch_size,
+        ClassMethod::Map(c) | ClassMethod::Laplace(c) => c.batch_size,
     };
     let scale = match batch {
         Some(b) if b < fit_idx.len() => n as f64 / fit_idx.len() as f64,
@@ -406,14 +426,51 @@ pub fn run_classification(
     };
     let iterations = ((best.iterations as f64) * scale).round() as usize;
     // A learning-rate schedule keeps its length in epochs too.
+    // The Laplace baseline: tau chosen on the carve, around the carve's MAP network at the
+    // chosen iteration.
+    let tau = match &method {
+        ClassMethod::Laplace(c) => {
+            let mut net = MapNet::new(dims.to_vec(), c.clone(), options.seed)?;
+            net.fit(fit.x.as_ref(), y_fit.as_ref(), best.iterations, |_| {
+                ControlFlow::Continue(())
+            })?;
+            let factors = laplace_factors(&net, fit.x.as_ref(), options.seed)?;
+            let mut chosen: Option<(f64, f64)> = None;
+            for (i, &tau) in LAPLACE_PRIOR_PRECISIONS.iter().enumerate() {
+                let post = factors.posterior(net.mlp(), c.likelihood, net.weights(), tau)?;
+                let p = predict(
+                    &[ClassLearner::Posterior(Box::new(post))],
+                    valid.x.as_ref(),
+                    options.samples,
+                    options.seed,
+                )?;
+                let v = nll(p.probs.as_ref(), &valid.labels)?;
+                if chosen.is_none_or(|(_, b)| v < b) {
+                    chosen = Some((tau, v));
+                }
+                progress(
+                    "choosing the Laplace prior precision",
+                    i + 1,
+                    LAPLACE_PRIOR_PRECISIONS.len(),
+                );
+            }
+            chosen.map(|(tau, _)| tau)
+        }
+        _ => None,
+    };
     let method = match method {
-        ClassMethod::Map(mut c) => {
+        ClassMethod::Map(mut c) | ClassMethod::Laplace(mut c) => {
+            let laplace = tau.is_some();
             if let LrSchedule::Cosine { horizon } = c.schedule {
                 c.schedule = LrSchedule::Cosine {
                     horizon: ((horizon as f64) * scale).round() as u64,
                 };
             }
-            ClassMethod::Map(c)
+            if laplace {
+                ClassMethod::Laplace(c)
+            } else {
+                ClassMethod::Map(c)
+            }
         }
         other => other,
     };
@@ -423,6 +480,11 @@ pub fn run_classification(
         let mut learner =
             ClassLearner::new(&method, dims, n, Ensemble::<()>::init_seed(options.seed, m))?;
         learner.advance_to(train.x.as_ref(), y.as_ref(), iterations as u64)?;
+        if let (Some(tau), ClassLearner::Map(net)) = (tau, &learner) {
+            let factors = laplace_factors(net, train.x.as_ref(), options.seed ^ m as u64)?;
+            let post = factors.posterior(net.mlp(), net.config().likelihood, net.weights(), tau)?;
+            learner = ClassLearner::Posterior(Box::new(post));
+        }
         members.push(learner);
         progress(
             "training on all training rows",
@@ -456,6 +518,7 @@ pub fn run_classification(
     Ok(ClassResult {
         method,
         iterations,
+        prior_precision: tau,
         at_cap: best.iterations == *stops.last().unwrap_or(&0),
         curve,
         train_seconds,
@@ -465,6 +528,19 @@ pub fn run_classification(
         ood: ood_results,
         shift: shift_results,
     })
+}
+
+/// The K-FAC factors of a trained MAP network on the rows `x`, labels sampled with `seed`.
+fn laplace_factors(net: &MapNet<f64>, x: MatRef<'_, f64>, seed: u64) -> Result<KfacFactors> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x01A9_1ACE);
+    KfacFactors::compute(
+        net.mlp(),
+        net.weights(),
+        net.config().likelihood,
+        x,
+        1024,
+        &mut rng,
+    )
 }
 
 /// A seeded permutation of `0..n` split into the first `n_train` rows and the rest.

@@ -24,6 +24,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod experiment;
+pub mod laplace;
 pub mod likelihood;
 pub mod map;
 pub mod method;

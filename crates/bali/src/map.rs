@@ -133,6 +133,16 @@ impl<T: Scalar> MapNet<T> {
         })
     }
 
+    /// The architecture.
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    /// The options.
+    pub fn config(&self) -> &MapConfig {
+        &self.config
+    }
+
     /// Current weights (p_l x q_l, bias last row).
     pub fn weights(&self) -> &[Mat<T>] {
         &self.weights
