@@ -30,14 +30,17 @@ pub struct ClassifyArgs {
     /// npz), as `../shared/data`; default: the embedded 8 x 8 digits (1797 images).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Method: BALI (Improved or Paper), the MAP network (Adam), a deep ensemble of MAP
-    /// networks, or a post-hoc K-FAC Laplace approximation of the MAP network.
-    #[arg(long, default_value = "bali", value_parser = PossibleValuesParser::new(METHODS))]
-    pub method: String,
+    /// Methods, comma-separated: BALI (Improved or Paper), the MAP network (Adam), a deep
+    /// ensemble of MAP networks, a post-hoc K-FAC Laplace approximation of the MAP network.
+    /// Several give one table row each and the pictures side by side.
+    #[arg(long, default_value = "bali", value_delimiter = ',',
+          value_parser = PossibleValuesParser::new(METHODS))]
+    pub method: Vec<String>,
     /// Seeds (splits, carves and initializations 0..K-1), for standard errors.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub seeds: u64,
-    /// Members K of the final model (default 5 for `ensemble`, 1 otherwise).
+    /// Members K of the final model (default 5 for `ensemble`, 1 otherwise; for every
+    /// method when given).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64).map(|v| v as usize))]
     pub members: Option<usize>,
     /// Hidden widths, comma-separated (default 100,100 on the digits, 400,400 on MNIST).
@@ -66,6 +69,10 @@ pub struct ClassifyArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Folder for the pictures (reliability diagram, entropy histograms, accuracy and ECE
+    /// against rotation); none are drawn without it.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Images `x` (n x rows*cols) with labels, split by a seeded permutation, with the OOD sets
@@ -121,15 +128,21 @@ fn build(
 }
 
 /// The methods searched on the carve for `method` (`batch` from `--batch-size`).
-fn grid(args: &ClassifyArgs, mnist: bool, n_fit: usize, max_iterations: usize) -> Vec<ClassMethod> {
+fn grid(
+    args: &ClassifyArgs,
+    method: &str,
+    mnist: bool,
+    n_fit: usize,
+    max_iterations: usize,
+) -> Vec<ClassMethod> {
     let fisher = if args.fisher == "sampled" {
         Fisher::Sampled
     } else {
         Fisher::Exact
     };
-    match args.method.as_str() {
+    match method {
         "bali" | "bali-paper" => {
-            let formulation = if args.method == "bali" {
+            let formulation = if method == "bali" {
                 Formulation::Improved
             } else {
                 Formulation::Paper
@@ -166,7 +179,7 @@ fn grid(args: &ClassifyArgs, mnist: bool, n_fit: usize, max_iterations: usize) -
                         },
                         ..MapConfig::default()
                     };
-                    out.push(if args.method == "laplace" {
+                    out.push(if method == "laplace" {
                         ClassMethod::Laplace(config)
                     } else {
                         ClassMethod::Map(config)
@@ -206,7 +219,25 @@ fn result_json(data: &str, method: &str, seed: u64, r: &ClassResult) -> serde_js
     })
 }
 
-/// Runs the protocol for every seed and prints the table (or JSON lines).
+/// Every method's results over the seeds.
+struct MethodRuns {
+    method: String,
+    runs: Vec<ClassResult>,
+}
+
+impl MethodRuns {
+    fn stat(&self, f: impl Fn(&ClassResult) -> f64) -> (f64, f64) {
+        let v: Vec<f64> = self.runs.iter().map(f).collect();
+        mean_and_stderr(&v)
+    }
+}
+
+/// `mean ± se` with `digits` decimals.
+fn pm((m, se): (f64, f64), digits: usize) -> String {
+    format!("{m:.digits$} ± {se:.digits$}")
+}
+
+/// Runs the protocol for every method and seed and prints the table (or JSON lines).
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // The data once; the split per seed.
     let (name, x, labels, side, n_train, kmnist) = match &args.data {
@@ -229,6 +260,15 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             )
         }
     };
+    if let Some(dir) = &args.out_dir {
+        if !dir.is_dir() {
+            return Err(CliError::InvalidOption {
+                name: "out-dir",
+                value: dir.display().to_string(),
+                reason: "not an existing folder",
+            });
+        }
+    }
     let mnist = args.data.is_some();
     let hidden = args.hidden.clone().unwrap_or(if mnist {
         vec![400, 400]
@@ -238,39 +278,19 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut dims = vec![side * side];
     dims.extend(&hidden);
     dims.push(10);
-    let members = args
-        .members
-        .unwrap_or(if args.method == "ensemble" { 5 } else { 1 });
-    let is_map = ["map", "ensemble", "laplace"].contains(&args.method.as_str());
+    let dims_label = dims
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("-");
     let n_fit = (0.8 * n_train as f64).round() as usize;
-    let max_iterations = args.max_iterations.unwrap_or(if is_map {
-        let batch = args.batch_size.unwrap_or(128).min(n_fit);
-        let epochs = if mnist { 30 } else { 100 };
-        epochs * n_fit.div_ceil(batch)
-    } else if mnist {
-        100
-    } else {
-        300
-    });
-    let grid = grid(args, mnist, n_fit, max_iterations);
-    if !args.json {
-        writeln!(
-            out,
-            "classify {name}: {} x {} seed(s), {} network(s) {}, {} option set(s) and up to {max_iterations} iterations chosen on a 80/20 carve of the training rows",
-            args.method,
-            args.seeds,
-            members,
-            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("-"),
-            grid.len()
-        )?;
-    }
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(1)
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:44} [{bar:30}] {pos}/{len}")
+        ProgressStyle::with_template("{spinner} {msg:52} [{bar:30}] {pos}/{len}")
             .map_err(|e| CliError::InvalidOption {
                 name: "progress template",
                 value: e.to_string(),
@@ -278,92 +298,264 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             })?
             .progress_chars("=> "),
     );
-    let mut results = Vec::new();
-    for seed in 0..args.seeds {
-        let problem = build(&x, &labels, n_train, side, kmnist.as_ref(), seed);
-        let options = ClassOptions {
-            members,
-            samples: args.samples,
-            max_iterations,
-            seed,
-            ..ClassOptions::default()
-        };
-        let r = run_classification(&grid, &dims, &problem, &options, |stage, done, total| {
-            bar.set_message(format!("seed {seed}: {stage}"));
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })?;
-        if args.json {
-            bar.suspend(|| writeln!(out, "{}", result_json(name, &args.method, seed, &r)))?;
+    let mut all = Vec::new();
+    for method in &args.method {
+        let members = args
+            .members
+            .unwrap_or(if method == "ensemble" { 5 } else { 1 });
+        let is_map = ["map", "ensemble", "laplace"].contains(&method.as_str());
+        let max_iterations = args.max_iterations.unwrap_or(if is_map {
+            let batch = args.batch_size.unwrap_or(128).min(n_fit);
+            let epochs = if mnist { 30 } else { 100 };
+            epochs * n_fit.div_ceil(batch)
+        } else if mnist {
+            100
+        } else {
+            300
+        });
+        let grid = grid(args, method, mnist, n_fit, max_iterations);
+        if !args.json {
+            bar.suspend(|| {
+                writeln!(
+                    out,
+                    "{method} on {name}: {} seed(s), {members} network(s) {dims_label}, {} option set(s) and up to {max_iterations} iterations chosen on a 80/20 carve of the training rows",
+                    args.seeds,
+                    grid.len()
+                )
+            })?;
         }
-        results.push(r);
+        let mut runs = Vec::new();
+        for seed in 0..args.seeds {
+            let problem = build(&x, &labels, n_train, side, kmnist.as_ref(), seed);
+            let options = ClassOptions {
+                members,
+                samples: args.samples,
+                max_iterations,
+                seed,
+                ..ClassOptions::default()
+            };
+            let r = run_classification(&grid, &dims, &problem, &options, |stage, done, total| {
+                bar.set_message(format!("{method}, seed {seed}: {stage}"));
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            if args.json {
+                bar.suspend(|| writeln!(out, "{}", result_json(name, method, seed, &r)))?;
+            }
+            runs.push(r);
+        }
+        all.push(MethodRuns {
+            method: method.clone(),
+            runs,
+        });
     }
     bar.finish_and_clear();
-    let stat = |f: &dyn Fn(&ClassResult) -> f64| {
-        let v: Vec<f64> = results.iter().map(f).collect();
-        mean_and_stderr(&v)
-    };
-    let fmt = |(m, se): (f64, f64)| format!("{m:.4} ± {se:.4}");
     if args.json {
-        let summary = serde_json::json!({
-            "summary": true,
-            "data": name,
-            "method": args.method,
-            "seeds": args.seeds,
-            "accuracy": stat(&|r| r.test.accuracy).0,
-            "nll": stat(&|r| r.test.nll).0,
-            "ece": stat(&|r| r.test.ece).0,
-            "train_seconds": stat(&|r| r.train_seconds).0,
-        });
-        writeln!(out, "{summary}")?;
-        return Ok(());
-    }
-    writeln!(out, "chosen options: {}", results[0].method.label())?;
-    if results[0].prior_precision.is_some() {
-        writeln!(
-            out,
-            "Laplace prior precision chosen: {:?}",
-            results
-                .iter()
-                .map(|r| r.prior_precision.unwrap_or(f64::NAN))
-                .collect::<Vec<_>>()
-        )?;
-    }
-    writeln!(
-        out,
-        "iterations chosen: {:?}{}",
-        results.iter().map(|r| r.iterations).collect::<Vec<_>>(),
-        if results.iter().any(|r| r.at_cap) {
-            " (the cap was chosen on some seed: raise --max-iterations)"
-        } else {
-            ""
+        for m in &all {
+            let summary = serde_json::json!({
+                "summary": true,
+                "data": name,
+                "method": m.method,
+                "seeds": args.seeds,
+                "accuracy": m.stat(|r| r.test.accuracy).0,
+                "nll": m.stat(|r| r.test.nll).0,
+                "ece": m.stat(|r| r.test.ece).0,
+                "train_seconds": m.stat(|r| r.train_seconds).0,
+            });
+            writeln!(out, "{summary}")?;
         }
-    )?;
-    writeln!(out, "test accuracy   {}", fmt(stat(&|r| r.test.accuracy)))?;
-    writeln!(out, "test NLL        {}", fmt(stat(&|r| r.test.nll)))?;
-    writeln!(out, "test Brier      {}", fmt(stat(&|r| r.test.brier)))?;
-    writeln!(out, "test ECE        {}", fmt(stat(&|r| r.test.ece)))?;
-    writeln!(out, "train seconds   {}", fmt(stat(&|r| r.train_seconds)))?;
-    for (i, o) in results[0].ood.iter().enumerate() {
+    } else {
+        write_table(out, &all)?;
+    }
+    if let Some(dir) = &args.out_dir {
+        let written = pictures(dir, name, &all)?;
+        if !args.json {
+            writeln!(out, "wrote {}", written.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+/// The results table (markdown), then per method the chosen options and iterations.
+fn write_table(out: &mut dyn Write, all: &[MethodRuns]) -> Result<(), CliError> {
+    let ood_names: Vec<String> = all[0].runs[0].ood.iter().map(|o| o.name.clone()).collect();
+    let mut header = vec![
+        "method".to_string(),
+        "accuracy".into(),
+        "NLL".into(),
+        "Brier".into(),
+        "ECE".into(),
+    ];
+    for o in &ood_names {
+        header.push(format!("{o} AUROC H / MI"));
+        header.push(format!("{o} FPR95 H / MI"));
+    }
+    header.push("train s".into());
+    writeln!(out, "| {} |", header.join(" | "))?;
+    writeln!(out, "|{}", "---|".repeat(header.len()))?;
+    for m in all {
+        let mut row = vec![
+            m.method.clone(),
+            pm(m.stat(|r| r.test.accuracy), 4),
+            pm(m.stat(|r| r.test.nll), 4),
+            pm(m.stat(|r| r.test.brier), 4),
+            pm(m.stat(|r| r.test.ece), 4),
+        ];
+        for i in 0..ood_names.len() {
+            row.push(format!(
+                "{:.3} / {:.3}",
+                m.stat(|r| r.ood[i].auroc_entropy).0,
+                m.stat(|r| r.ood[i].auroc_mi).0
+            ));
+            row.push(format!(
+                "{:.3} / {:.3}",
+                m.stat(|r| r.ood[i].fpr95_entropy).0,
+                m.stat(|r| r.ood[i].fpr95_mi).0
+            ));
+        }
+        row.push(format!("{:.1}", m.stat(|r| r.train_seconds).0));
+        writeln!(out, "| {} |", row.join(" | "))?;
+    }
+    for m in all {
+        let iterations: Vec<usize> = m.runs.iter().map(|r| r.iterations).collect();
+        let capped = m.runs.iter().filter(|r| r.at_cap).count();
         writeln!(
             out,
-            "OOD {:8} AUROC entropy {} MI {} | FPR95 entropy {} MI {}",
-            o.name,
-            fmt(stat(&|r| r.ood[i].auroc_entropy)),
-            fmt(stat(&|r| r.ood[i].auroc_mi)),
-            fmt(stat(&|r| r.ood[i].fpr95_entropy)),
-            fmt(stat(&|r| r.ood[i].fpr95_mi)),
+            "{}: {}; iterations {iterations:?}{}{}",
+            m.method,
+            m.runs[0].method.label(),
+            if capped > 0 {
+                format!(" (the largest checkpoint on {capped} seed(s))")
+            } else {
+                String::new()
+            },
+            match m.runs[0].prior_precision {
+                Some(_) => format!(
+                    "; Laplace prior precision {:?}",
+                    m.runs
+                        .iter()
+                        .map(|r| r.prior_precision.unwrap_or(f64::NAN))
+                        .collect::<Vec<_>>()
+                ),
+                None => String::new(),
+            }
+        )?;
+        let shifts: Vec<String> = (0..m.runs[0].shift.len())
+            .map(|i| {
+                format!(
+                    "{}: {:.3}",
+                    m.runs[0].shift[i].0.trim_start_matches("rotated "),
+                    m.stat(|r| r.shift[i].1.accuracy).0
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "  accuracy by rotation (degrees) {}",
+            shifts.join(", ")
         )?;
     }
-    let shifts: Vec<String> = (0..results[0].shift.len())
-        .map(|i| {
-            format!(
-                "{}: {:.3}",
-                results[0].shift[i].0.trim_start_matches("rotated "),
-                stat(&|r| r.shift[i].1.accuracy).0
-            )
-        })
-        .collect();
-    writeln!(out, "accuracy by rotation (degrees): {}", shifts.join(", "))?;
     Ok(())
+}
+
+/// Histogram of `values` on `[0, hi]` in `bins` bins as `(bin centre, fraction)` points.
+fn histogram(values: &[f64], hi: f64, bins: usize) -> Vec<(f64, f64)> {
+    let mut counts = vec![0usize; bins];
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        let b = ((v / hi) * bins as f64)
+            .floor()
+            .clamp(0.0, (bins - 1) as f64) as usize;
+        counts[b] += 1;
+    }
+    let n = values.len().max(1) as f64;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| ((b as f64 + 0.5) * hi / bins as f64, c as f64 / n))
+        .collect()
+}
+
+/// The pictures of the first seed's runs (reliability, rotation, entropy histograms);
+/// returns the file names.
+fn pictures(
+    dir: &std::path::Path,
+    data: &str,
+    all: &[MethodRuns],
+) -> Result<Vec<String>, CliError> {
+    let mut written = Vec::new();
+    let mut save = |file: &str| {
+        written.push(file.to_string());
+        dir.join(file)
+    };
+    let mut reliability = vec![(
+        "perfect calibration".to_string(),
+        vec![(0.0, 0.0), (1.0, 1.0)],
+    )];
+    for m in all {
+        let pts = m.runs[0]
+            .reliability
+            .iter()
+            .filter(|b| b.count > 0)
+            .map(|b| (b.confidence, b.accuracy))
+            .collect();
+        reliability.push((m.method.clone(), pts));
+    }
+    crate::plot::curves(
+        &save("bali-classify-reliability.png"),
+        &format!("{data}: reliability (15 bins, seed 0)"),
+        "confidence",
+        "accuracy",
+        &reliability,
+    )?;
+    for (what, file, pick) in [
+        ("accuracy", "bali-classify-rotation-accuracy.png", 0),
+        ("ECE", "bali-classify-rotation-ece.png", 1),
+    ] {
+        let series: Vec<(String, Vec<(f64, f64)>)> = all
+            .iter()
+            .map(|m| {
+                let pts = (0..m.runs[0].shift.len())
+                    .map(|i| {
+                        let angle = 15.0 * i as f64;
+                        let value = m.stat(|r| {
+                            let s = &r.shift[i].1;
+                            if pick == 0 {
+                                s.accuracy
+                            } else {
+                                s.ece
+                            }
+                        });
+                        (angle, value.0)
+                    })
+                    .collect();
+                (m.method.clone(), pts)
+            })
+            .collect();
+        crate::plot::curves(
+            &save(file),
+            &format!("{data}: {what} of rotated test images"),
+            "rotation (degrees)",
+            what,
+            &series,
+        )?;
+    }
+    let hi = 10f64.ln();
+    for m in all {
+        let r = &m.runs[0];
+        let mut series = vec![(
+            "test (in distribution)".to_string(),
+            histogram(&r.test_entropy, hi, 30),
+        )];
+        for o in &r.ood {
+            series.push((o.name.clone(), histogram(&o.entropy, hi, 30)));
+        }
+        crate::plot::curves(
+            &save(&format!("bali-classify-entropy-{}.png", m.method)),
+            &format!("{data}, {}: predictive entropy (seed 0)", m.method),
+            "predictive entropy (nats)",
+            "fraction of images",
+            &series,
+        )?;
+    }
+    Ok(written)
 }

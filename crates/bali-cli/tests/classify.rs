@@ -69,19 +69,44 @@ fn classify_on_the_embedded_digits_reports_every_metric() {
         assert!(lines[1]["summary"].as_bool() == Some(true));
         assert_eq!(r["prior_precision"].is_f64(), method == "laplace", "{r}");
     }
-    // The table: every metric and OOD set named.
-    let table = run_cli(&["bali", "classify", "--max-iterations", "5", "--quiet"]).unwrap();
+    // The table: one row per method, every metric and OOD set named; the pictures.
+    let dir = std::env::temp_dir().join(format!("bali-classify-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let table = run_cli(&[
+        "bali",
+        "classify",
+        "--method",
+        "bali,map",
+        "--max-iterations",
+        "5",
+        "--quiet",
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap();
     for what in [
-        "test accuracy",
-        "test NLL",
-        "test Brier",
-        "test ECE",
-        "OOD noise",
-        "OOD flipped",
+        "| bali |",
+        "| map |",
+        "NLL",
+        "Brier",
+        "ECE",
+        "noise AUROC",
+        "flipped FPR95",
         "rotation",
     ] {
         assert!(table.contains(what), "{what} missing from\n{table}");
     }
+    for file in [
+        "bali-classify-reliability.png",
+        "bali-classify-rotation-accuracy.png",
+        "bali-classify-rotation-ece.png",
+        "bali-classify-entropy-bali.png",
+        "bali-classify-entropy-map.png",
+    ] {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(&bytes[..4], b"\x89PNG", "{file}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
     // Bad options are refused by name.
     let e = run_cli(&["bali", "classify", "--method", "swag"]).unwrap_err();
     assert!(e.contains("swag"), "{e}");
