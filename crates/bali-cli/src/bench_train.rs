@@ -7,6 +7,12 @@
 //! |---|---|---|---|---|
 //! | `uci` | 13-50-1 | 455 (full batch) | 455 | `beta = 0`, `rho = 1` |
 //! | `mnist` | 784-400-400-10 | 1024 | 60000 | `beta = 1 - B/N`, `rho = N/B` |
+//! | `classify` | 784-400-400-10 | 1024 | 60000 | as `mnist`, softmax-categorical, one-hot targets |
+//!
+//! The `classify` case runs `adam` (cross-entropy), `improved_kfac` (the classification
+//! settings, exact categorical Fisher: a stacked backward pass of `K B` rows) and
+//! `improved_kfac_sampled` (one sampled label per row: `B` rows); the other methods run on
+//! the regression cases.
 //!
 //! Methods: `adam` (one [`bali::map::MapNet::step`] on the batch: forward, Gaussian loss
 //! seed, backward, weight gradients, decay and the Adam update, the MAP baseline's own
@@ -42,9 +48,10 @@ use serde::Serialize;
 
 use crate::bench_kron::Dtype;
 use crate::CliError;
-use bali::config::{BaliConfig, Formulation, Preconditioner};
+use bali::config::{BaliConfig, Fisher, Formulation, Preconditioner};
 use bali::map::MapConfig;
 use bali::Learner;
+use bali::Likelihood;
 
 /// A network and batch shape to benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,17 +62,40 @@ pub enum TrainCase {
     /// 784-400-400-10 on mini-batches of 1024 rows out of 60000 (an MNIST-sized MLP).
     #[value(name = "mnist")]
     Mnist,
+    /// The MNIST-sized MLP as a 10-class classifier (softmax-categorical likelihood).
+    #[value(name = "classify")]
+    Classify,
 }
 
 impl TrainCase {
     /// Both cases, in output order.
-    pub const ALL: [TrainCase; 2] = [TrainCase::Uci, TrainCase::Mnist];
+    pub const ALL: [TrainCase; 3] = [TrainCase::Uci, TrainCase::Mnist, TrainCase::Classify];
 
     /// Name used in the output.
     pub fn name(self) -> &'static str {
         match self {
             TrainCase::Uci => "uci",
             TrainCase::Mnist => "mnist",
+            TrainCase::Classify => "classify",
+        }
+    }
+
+    /// Whether the case is the classifier.
+    pub fn categorical(self) -> bool {
+        self == TrainCase::Classify
+    }
+
+    /// Whether `method` runs on this case.
+    pub fn runs(self, method: Method) -> bool {
+        let classification_method = matches!(
+            method,
+            Method::Adam | Method::ImprovedKfac | Method::ImprovedKfacSampled
+        );
+        let regression_method = method != Method::ImprovedKfacSampled;
+        if self.categorical() {
+            classification_method
+        } else {
+            regression_method
         }
     }
 
@@ -73,7 +103,7 @@ impl TrainCase {
     pub fn dims(self) -> Vec<usize> {
         match self {
             TrainCase::Uci => vec![13, 50, 1],
-            TrainCase::Mnist => vec![784, 400, 400, 10],
+            TrainCase::Mnist | TrainCase::Classify => vec![784, 400, 400, 10],
         }
     }
 
@@ -81,7 +111,7 @@ impl TrainCase {
     pub fn batch(self) -> usize {
         match self {
             TrainCase::Uci => 455,
-            TrainCase::Mnist => 1024,
+            TrainCase::Mnist | TrainCase::Classify => 1024,
         }
     }
 
@@ -89,7 +119,7 @@ impl TrainCase {
     pub fn n_train(self) -> usize {
         match self {
             TrainCase::Uci => 455,
-            TrainCase::Mnist => 60_000,
+            TrainCase::Mnist | TrainCase::Classify => 60_000,
         }
     }
 
@@ -98,8 +128,8 @@ impl TrainCase {
         match (self, quick) {
             (TrainCase::Uci, false) => (5, 20),
             (TrainCase::Uci, true) => (2, 5),
-            (TrainCase::Mnist, false) => (2, 7),
-            (TrainCase::Mnist, true) => (1, 3),
+            (TrainCase::Mnist | TrainCase::Classify, false) => (2, 7),
+            (TrainCase::Mnist | TrainCase::Classify, true) => (1, 3),
         }
     }
 }
@@ -123,16 +153,21 @@ pub enum Method {
     /// (`refresh_every = 10`, not the default): `C_l` and `D_l^{-1}` on every tenth step.
     #[value(name = "improved_kfac_r10")]
     ImprovedKfacRefresh10,
+    /// BALI `Improved`, `Kfac`, hidden curvature from one sampled label per row
+    /// (`Fisher::Sampled`; the `classify` case).
+    #[value(name = "improved_kfac_sampled")]
+    ImprovedKfacSampled,
 }
 
 impl Method {
     /// All methods, in output order (Adam first: the others are reported relative to it).
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Adam,
         Method::ImprovedKfac,
         Method::ImprovedScalar,
         Method::Paper,
         Method::ImprovedKfacRefresh10,
+        Method::ImprovedKfacSampled,
     ];
 
     /// Curvature refresh period of the method (`BaliConfig::refresh_every`).
@@ -151,6 +186,7 @@ impl Method {
             Method::ImprovedScalar => "improved_scalar",
             Method::Paper => "paper",
             Method::ImprovedKfacRefresh10 => "improved_kfac_r10",
+            Method::ImprovedKfacSampled => "improved_kfac_sampled",
         }
     }
 
@@ -159,19 +195,30 @@ impl Method {
     pub fn method(self, case: TrainCase, threads: usize) -> bali::Method {
         let batch = case.batch();
         let batch_size = (batch < case.n_train()).then_some(batch);
+        let likelihood = if case.categorical() {
+            Likelihood::Categorical
+        } else {
+            Likelihood::Gaussian
+        };
         let (formulation, preconditioner) = match self {
             Method::Adam => {
                 return bali::Method::Map(MapConfig {
                     batch_size,
                     threads,
+                    likelihood,
                     ..MapConfig::default()
                 })
             }
-            Method::ImprovedKfac | Method::ImprovedKfacRefresh10 => {
+            Method::ImprovedKfac | Method::ImprovedKfacRefresh10 | Method::ImprovedKfacSampled => {
                 (Formulation::Improved, Preconditioner::Kfac)
             }
             Method::ImprovedScalar => (Formulation::Improved, Preconditioner::Scalar),
             Method::Paper => (Formulation::Paper, Preconditioner::Kfac),
+        };
+        let base = if case.categorical() {
+            BaliConfig::classification()
+        } else {
+            BaliConfig::default()
         };
         bali::Method::Bali(BaliConfig {
             formulation,
@@ -180,7 +227,12 @@ impl Method {
             activation: Activation::Relu,
             threads,
             refresh_every: self.refresh_every(),
-            ..BaliConfig::default()
+            fisher: if self == Method::ImprovedKfacSampled {
+                Fisher::Sampled
+            } else {
+                Fisher::Exact
+            },
+            ..base
         })
     }
 }
@@ -289,10 +341,19 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
     match method {
         Method::Adam => forward + backward + forward,
         Method::Paper => forward + backward + posteriors,
-        Method::ImprovedKfac | Method::ImprovedScalar | Method::ImprovedKfacRefresh10 => {
+        Method::ImprovedKfac
+        | Method::ImprovedScalar
+        | Method::ImprovedKfacRefresh10
+        | Method::ImprovedKfacSampled => {
             let kfac_method = method != Method::ImprovedScalar;
             let amortized = 1.0 / method.refresh_every() as f64;
             let q_out = dims[layers] as f64;
+            // Rows of the stacked pass per batch row: q_L (exact), 1 (sampled).
+            let rows_per_b = if method == Method::ImprovedKfacSampled {
+                1.0
+            } else {
+                q_out
+            };
             let (p_last, _) = shape(layers - 1);
             let last_hidden = layers.saturating_sub(2);
             let curvature: f64 = (0..layers - 1)
@@ -304,7 +365,7 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
                     let gram = if l == last_hidden {
                         b * q * width + q_out * q * width
                     } else {
-                        q_out * b * q * width
+                        rows_per_b * b * q * width
                     };
                     let (factor, apply) = if kfac_method {
                         (q * q * q / 3.0 + 2.0 * q * q * q, 2.0 * b * q * q)
@@ -315,13 +376,66 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
                 })
                 .sum();
             let stacked = if layers >= 3 {
-                q_out * backward * amortized
+                rows_per_b * backward * amortized
             } else {
                 0.0
             };
             forward + 2.0 * b * p_last * q_out + backward + stacked + curvature + posteriors
         }
     }
+}
+
+/// Flops of one step of `method` on the `classify` case (softmax-categorical), counted as in
+/// [`method_flops`] with what differs: the output layer takes the step-5 form (its Fisher sum
+/// `B q_L^2`, Cholesky and inverse of `D_L` `q_L^3/3 + 2 q_L^3`, the product `2 B q_L^2`),
+/// and every hidden layer's curvature comes from the stacked backward pass (no closed form)
+/// of `R = q_L B` rows (exact) or `R = B` rows (sampled): the pass `(R / B)` backward passes
+/// and the SYRK `R q^2` per hidden layer. Adam and `Paper` count as in regression.
+pub fn classification_flops(method: Method, dims: &[usize], b: usize) -> f64 {
+    let regression = |m| method_flops(m, dims, b);
+    let rows_per_b = match method {
+        Method::ImprovedKfac => dims[dims.len() - 1] as f64,
+        Method::ImprovedKfacSampled => 1.0,
+        other => return regression(other),
+    };
+    let bf = b as f64;
+    let layers = dims.len() - 1;
+    let shape = |l: usize| (dims[l] as f64 + 1.0, dims[l + 1] as f64);
+    let forward: f64 = (0..layers)
+        .map(|l| 2.0 * bf * shape(l).0 * shape(l).1)
+        .sum();
+    let backward: f64 = (1..layers)
+        .map(|l| 2.0 * bf * (shape(l).0 - 1.0) * shape(l).1)
+        .sum();
+    let posteriors: f64 = (0..layers)
+        .map(|l| {
+            let (p, q) = shape(l);
+            bf * p * p
+                + 2.0 * bf * p * q
+                + p * p * p / 3.0
+                + 2.0 * p * p * q
+                + 2.0 * bf * p * q
+                + bf * q * q
+                + p * q * q
+                + q * q * q / 3.0
+        })
+        .sum();
+    let damped = |q: f64| q * q * q / 3.0 + 2.0 * q * q * q + 2.0 * bf * q * q;
+    let (p_out, q_out) = shape(layers - 1);
+    let output = bf * q_out * q_out + damped(q_out);
+    let hidden: f64 = (0..layers - 1)
+        .map(|l| {
+            let q = shape(l).1;
+            rows_per_b * bf * q * q + damped(q)
+        })
+        .sum();
+    forward
+        + 2.0 * bf * p_out * q_out
+        + backward
+        + rows_per_b * backward
+        + output
+        + hidden
+        + posteriors
 }
 
 /// Random regression data for a case: `X` (B x d_0) standard normal, standardized per column;
@@ -343,6 +457,19 @@ pub fn case_data<T: Scalar>(case: TrainCase, seed: u64) -> (Mat<T>, Mat<T>) {
     let y = standardized(Mat::<f64>::from_fn(b, d_out, |i, j| {
         f[(i, j)] + 0.3 * normal()
     }));
+    // The classifier's targets: one-hot of the teacher's most probable class.
+    let y = if case.categorical() {
+        Mat::<f64>::from_fn(b, d_out, |i, j| {
+            let best = (0..d_out).fold(0, |a, c| if y[(i, c)] > y[(i, a)] { c } else { a });
+            if best == j {
+                1.0
+            } else {
+                0.0
+            }
+        })
+    } else {
+        y
+    };
     let cast = |m: &Mat<f64>| Mat::<T>::from_fn(m.nrows(), m.ncols(), |i, j| T::of(m[(i, j)]));
     (cast(&x), cast(&y))
 }
@@ -382,7 +509,7 @@ pub fn time_case<T: Scalar>(
     seed: u64,
 ) -> Result<Vec<Record>, CliError> {
     let mut methods = methods.to_vec();
-    methods.retain(|&m| m != Method::Adam);
+    methods.retain(|&m| m != Method::Adam && case.runs(m));
     methods.insert(0, Method::Adam);
     let (x, y) = case_data::<T>(case, seed);
     let mut runners = methods
@@ -418,7 +545,11 @@ pub fn time_case<T: Scalar>(
         .iter()
         .zip(&medians)
         .map(|(&method, &seconds)| {
-            let flops = method_flops(method, &dims, case.batch());
+            let flops = if case.categorical() {
+                classification_flops(method, &dims, case.batch())
+            } else {
+                method_flops(method, &dims, case.batch())
+            };
             Record {
                 case: case.name(),
                 dims: dims.clone(),
@@ -609,6 +740,55 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn classification_flops_by_hand() {
+        // 2-3-2 (one hidden layer of 3), B = 4: p = (3, 4), q = (3, 2).
+        let dims = [2, 3, 2];
+        let fwd = 2.0 * 4.0 * (3.0 * 3.0 + 4.0 * 2.0);
+        let bwd = 2.0 * 4.0 * 3.0 * 2.0;
+        let post = |p: f64, q: f64| {
+            4.0 * p * p
+                + 2.0 * 4.0 * p * q
+                + p * p * p / 3.0
+                + 2.0 * p * p * q
+                + 2.0 * 4.0 * p * q
+                + 4.0 * q * q
+                + p * q * q
+                + q * q * q / 3.0
+        };
+        let damped = |q: f64| q * q * q / 3.0 + 2.0 * q * q * q + 2.0 * 4.0 * q * q;
+        let common = fwd
+            + 2.0 * 4.0 * 4.0 * 2.0
+            + bwd
+            + post(3.0, 3.0)
+            + post(4.0, 2.0)
+            + 4.0 * 2.0 * 2.0
+            + damped(2.0)
+            + damped(3.0);
+        // Exact: the stacked pass of K B = 8 rows (2 backward passes) and its SYRK 8 q^2.
+        let exact = common + 2.0 * bwd + 2.0 * 4.0 * 9.0;
+        let sampled = common + bwd + 4.0 * 9.0;
+        let close = |a: f64, b: f64| assert!((a - b).abs() <= 1e-9 * b.abs(), "{a} vs {b}");
+        close(classification_flops(Method::ImprovedKfac, &dims, 4), exact);
+        close(
+            classification_flops(Method::ImprovedKfacSampled, &dims, 4),
+            sampled,
+        );
+        close(
+            classification_flops(Method::Adam, &dims, 4),
+            method_flops(Method::Adam, &dims, 4),
+        );
+        assert!(TrainCase::Classify.runs(Method::ImprovedKfacSampled));
+        assert!(!TrainCase::Classify.runs(Method::Paper));
+        assert!(!TrainCase::Mnist.runs(Method::ImprovedKfacSampled));
+        let (_, y) = case_data::<f64>(TrainCase::Classify, 3);
+        for i in 0..y.nrows() {
+            let row: Vec<f64> = (0..y.ncols()).map(|j| y[(i, j)]).collect();
+            assert_eq!(row.iter().sum::<f64>(), 1.0, "one-hot row {i}");
+            assert!(row.iter().all(|&v| v == 0.0 || v == 1.0));
+        }
     }
 
     #[test]
