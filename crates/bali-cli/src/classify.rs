@@ -250,6 +250,15 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let labels = read_idx_labels(root.join("mnist/t10k-labels-idx1-ubyte.gz"))?;
             bali::data::check_labels(&labels, 10)?;
             let kmnist = read_npz_images(root.join("kmnist/kmnist-test-imgs.npz"))?;
+            let square = images.rows == images.cols;
+            if !square || (kmnist.rows, kmnist.cols) != (images.rows, images.cols) {
+                return Err(bali::BaliError::Shape {
+                    what: "MNIST and KMNIST images (square, of one size)",
+                    expected: (images.rows, images.rows),
+                    got: (kmnist.rows, kmnist.cols),
+                }
+                .into());
+            }
             (
                 "mnist t10k (8000 train / 2000 test)",
                 images.to_unit_matrix(),

@@ -425,7 +425,6 @@ pub fn run_classification(
         _ => 1.0,
     };
     let iterations = ((best.iterations as f64) * scale).round() as usize;
-    // A learning-rate schedule keeps its length in epochs too.
     // The Laplace baseline: tau chosen on the carve, around the carve's MAP network at the
     // chosen iteration.
     let tau = match &method {
@@ -458,6 +457,7 @@ pub fn run_classification(
         }
         _ => None,
     };
+    // A learning-rate schedule keeps its length in epochs too.
     let method = match method {
         ClassMethod::Map(mut c) | ClassMethod::Laplace(mut c) => {
             let laplace = tau.is_some();
