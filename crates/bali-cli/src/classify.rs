@@ -11,7 +11,10 @@ use bali::classify::{
 };
 use bali::config::{BaliConfig, Fisher, Formulation};
 use bali::data::transforms::{flip_left_right, rotate, uniform_noise};
-use bali::data::{read_idx_images, read_idx_labels, read_npz_images};
+use bali::data::{
+    parse_labelled_csv, read_idx_images, read_idx_labels, read_npz_images, read_text, split_rows,
+    Standardizer,
+};
 use bali::map::{LrSchedule, MapConfig};
 use bali::metrics::mean_and_stderr;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
@@ -23,13 +26,23 @@ use crate::CliError;
 /// Methods of `bali classify`.
 const METHODS: [&str; 5] = ["bali", "bali-paper", "map", "ensemble", "laplace"];
 
-/// `bali classify [--data DIR] [--method M] [--seeds K] [--members K] [--json]`
+/// `bali classify [--data DIR | --csv FILE --target COLUMN] [--method M] [--seeds K] ...`
 #[derive(Debug, Clone, Args)]
 pub struct ClassifyArgs {
     /// Data folder with `mnist/` (t10k images and labels, idx) and `kmnist/` (test images,
     /// npz), as `../shared/data`; default: the embedded 8 x 8 digits (1797 images).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub data: Option<PathBuf>,
+    /// A CSV file of your own (header line; numeric feature columns, standardized on the
+    /// training rows of each seed; other text columns are left out and named).
+    #[arg(long, requires = "target")]
+    pub csv: Option<PathBuf>,
+    /// The CSV's class-label column (name or 0-based index; integers or strings).
+    #[arg(long, requires = "csv")]
+    pub target: Option<String>,
+    /// Fraction of the CSV's rows held out as the test set, in (0, 1).
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
     /// Methods, comma-separated: BALI (Improved or Paper), the MAP network (Adam), a deep
     /// ensemble of MAP networks, a post-hoc K-FAC Laplace approximation of the MAP network.
     /// Several give one table row each and the pictures side by side.
@@ -54,7 +67,8 @@ pub struct ClassifyArgs {
     #[arg(long, default_value = "exact", value_parser = PossibleValuesParser::new(["exact", "sampled"]))]
     pub fisher: String,
     /// BALI's weight decay `wd` (proximal-prior shrinkage, every layer): the values searched
-    /// on the carve, comma-separated (default: 1,3,10 on the digits, 100 on MNIST).
+    /// on the carve, comma-separated (default: 1,3,10 on the digits, 100 on MNIST,
+    /// 1,3,10,30,100 on a CSV file).
     #[arg(long, value_delimiter = ',')]
     pub wd: Option<Vec<f64>>,
     /// Mini-batch size (default: full batch for BALI, 128 for MAP).
@@ -127,6 +141,23 @@ fn build(
     }
 }
 
+/// Tabular rows split by a seeded permutation, the features standardized with the training
+/// rows' means and standard deviations; no OOD or shifted sets.
+fn build_tabular(x: &faer::Mat<f64>, labels: &[usize], n_train: usize, seed: u64) -> ClassProblem {
+    let (train_idx, test_idx) = seeded_split(labels.len(), n_train, seed);
+    let scaler = Standardizer::fit(split_rows(x.as_ref(), &train_idx).as_ref());
+    let rows = |idx: &[usize]| LabelledSet {
+        x: scaler.transform(split_rows(x.as_ref(), idx).as_ref()),
+        labels: idx.iter().map(|&i| labels[i]).collect(),
+    };
+    ClassProblem {
+        train: rows(&train_idx),
+        test: rows(&test_idx),
+        ood: Vec::new(),
+        shift: Vec::new(),
+    }
+}
+
 /// The methods searched on the carve for `method` (`batch` from `--batch-size`).
 fn grid(
     args: &ClassifyArgs,
@@ -149,6 +180,8 @@ fn grid(
             };
             let wds = args.wd.clone().unwrap_or(if mnist {
                 vec![100.0]
+            } else if args.csv.is_some() {
+                vec![1.0, 3.0, 10.0, 30.0, 100.0]
             } else {
                 vec![1.0, 3.0, 10.0]
             });
@@ -240,12 +273,57 @@ fn pm((m, se): (f64, f64), digits: usize) -> String {
 /// Runs the protocol for every method and seed and prints the table (or JSON lines).
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // The data once; the split per seed.
-    let (name, x, labels, side, n_train, kmnist) = match &args.data {
-        None => {
+    let csv_name;
+    let mut n_classes = 10;
+    let (name, x, labels, side, n_train, kmnist) = match (&args.data, &args.csv) {
+        (_, Some(path)) => {
+            if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+                return Err(CliError::InvalidOption {
+                    name: "test-fraction",
+                    value: args.test_fraction.to_string(),
+                    reason: "must lie strictly between 0 and 1",
+                });
+            }
+            let target = args.target.as_deref().unwrap_or_default();
+            let table = parse_labelled_csv(&read_text(path)?, path, target)?;
+            let n = table.labels.len();
+            let n_train = ((1.0 - args.test_fraction) * n as f64).round() as usize;
+            // Enough rows for a carve of the training rows and a test set.
+            if n_train < 10 || n_train >= n {
+                return Err(CliError::InvalidOption {
+                    name: "test-fraction",
+                    value: format!("{} of {n} rows", args.test_fraction),
+                    reason: "leaves fewer than 10 training rows or no test row",
+                });
+            }
+            if !args.json {
+                writeln!(
+                    out,
+                    "data: {}: {n} rows, {} features, {} classes of `{}` ({}){}",
+                    path.display(),
+                    table.feature_names.len(),
+                    table.classes.len(),
+                    table.target_name,
+                    table.classes.join(", "),
+                    if table.skipped_columns.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; left out (no numbers): {}",
+                            table.skipped_columns.join(", ")
+                        )
+                    }
+                )?;
+            }
+            n_classes = table.classes.len();
+            csv_name = path.display().to_string();
+            (csv_name.as_str(), table.x, table.labels, 0, n_train, None)
+        }
+        (None, None) => {
             let (x, labels) = crate::embedded::digits();
             ("digits 8x8 (embedded)", x, labels, 8, 1437, None)
         }
-        Some(root) => {
+        (Some(root), None) => {
             let images = read_idx_images(root.join("mnist/t10k-images-idx3-ubyte.gz"))?;
             let labels = read_idx_labels(root.join("mnist/t10k-labels-idx1-ubyte.gz"))?;
             bali::data::check_labels(&labels, 10)?;
@@ -279,14 +357,17 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
     }
     let mnist = args.data.is_some();
+    let tabular = args.csv.is_some();
     let hidden = args.hidden.clone().unwrap_or(if mnist {
         vec![400, 400]
+    } else if tabular {
+        vec![50]
     } else {
         vec![100, 100]
     });
-    let mut dims = vec![side * side];
+    let mut dims = vec![x.ncols()];
     dims.extend(&hidden);
-    dims.push(10);
+    dims.push(n_classes);
     let dims_label = dims
         .iter()
         .map(|d| d.to_string())
@@ -335,7 +416,11 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
         let mut runs = Vec::new();
         for seed in 0..args.seeds {
-            let problem = build(&x, &labels, n_train, side, kmnist.as_ref(), seed);
+            let problem = if tabular {
+                build_tabular(&x, &labels, n_train, seed)
+            } else {
+                build(&x, &labels, n_train, side, kmnist.as_ref(), seed)
+            };
             let options = ClassOptions {
                 members,
                 samples: args.samples,
@@ -377,7 +462,7 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         write_table(out, &all)?;
     }
     if let Some(dir) = &args.out_dir {
-        let written = pictures(dir, name, &all)?;
+        let written = pictures(dir, name, n_classes, &all)?;
         if !args.json {
             writeln!(out, "wrote {}", written.join(", "))?;
         }
@@ -458,11 +543,13 @@ fn write_table(out: &mut dyn Write, all: &[MethodRuns]) -> Result<(), CliError> 
                 )
             })
             .collect();
-        writeln!(
-            out,
-            "  accuracy by rotation (degrees) {}",
-            shifts.join(", ")
-        )?;
+        if !shifts.is_empty() {
+            writeln!(
+                out,
+                "  accuracy by rotation (degrees) {}",
+                shifts.join(", ")
+            )?;
+        }
     }
     Ok(())
 }
@@ -489,6 +576,7 @@ fn histogram(values: &[f64], hi: f64, bins: usize) -> Vec<(f64, f64)> {
 fn pictures(
     dir: &std::path::Path,
     data: &str,
+    n_classes: usize,
     all: &[MethodRuns],
 ) -> Result<Vec<String>, CliError> {
     let mut written = Vec::new();
@@ -516,10 +604,15 @@ fn pictures(
         "accuracy",
         &reliability,
     )?;
-    for (what, file, pick) in [
-        ("accuracy", "bali-classify-rotation-accuracy.png", 0),
-        ("ECE", "bali-classify-rotation-ece.png", 1),
-    ] {
+    let rotations = if all[0].runs[0].shift.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            ("accuracy", "bali-classify-rotation-accuracy.png", 0),
+            ("ECE", "bali-classify-rotation-ece.png", 1),
+        ]
+    };
+    for (what, file, pick) in rotations {
         let series: Vec<(String, Vec<(f64, f64)>)> = all
             .iter()
             .map(|m| {
@@ -548,7 +641,7 @@ fn pictures(
             &series,
         )?;
     }
-    let hi = 10f64.ln();
+    let hi = (n_classes as f64).ln();
     for m in all {
         let r = &m.runs[0];
         let mut series = vec![(

@@ -145,3 +145,74 @@ fn classify_reads_mnist_and_kmnist_from_the_data_folder() {
         .collect();
     assert_eq!(sets, ["kmnist", "noise", "flipped"]);
 }
+
+#[test]
+fn classify_a_csv_file_with_string_labels() {
+    let dir = std::env::temp_dir().join(format!("bali-classify-csv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("shapes.csv");
+    let mut text = String::from("id,u,v,shape\n");
+    for i in 0..150 {
+        let (u, v) = (
+            ((i * 7) % 13) as f64 / 6.0 - 1.0,
+            ((i * 5) % 11) as f64 / 5.0 - 1.0,
+        );
+        let shape = if u + v > 0.3 {
+            "round"
+        } else if u > v {
+            "square"
+        } else {
+            "star"
+        };
+        text.push_str(&format!("item{i},{u},{v},{shape}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let path = csv.to_str().unwrap();
+    let out = run_cli(&[
+        "bali",
+        "classify",
+        "--csv",
+        path,
+        "--target",
+        "shape",
+        "--method",
+        "bali,map",
+        "--max-iterations",
+        "60",
+        "--quiet",
+    ])
+    .unwrap();
+    assert!(
+        out.contains("3 classes of `shape` (round, square, star)"),
+        "{out}"
+    );
+    assert!(out.contains("left out (no numbers): id"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("| bali |")).unwrap();
+    let accuracy: f64 = row
+        .split('|')
+        .nth(2)
+        .unwrap()
+        .split('±')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(accuracy > 0.8, "{out}");
+    // A target that is not a column, a test fraction that leaves no test row.
+    let e = run_cli(&["bali", "classify", "--csv", path, "--target", "colour"]).unwrap_err();
+    assert!(e.contains("colour"), "{e}");
+    let e = run_cli(&[
+        "bali",
+        "classify",
+        "--csv",
+        path,
+        "--target",
+        "shape",
+        "--test-fraction",
+        "1",
+    ])
+    .unwrap_err();
+    assert!(e.contains("test-fraction"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

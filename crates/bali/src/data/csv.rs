@@ -82,6 +82,107 @@ pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, Dat
     })
 }
 
+/// A classification table: numeric features and a class label per row.
+#[derive(Clone, Debug)]
+pub struct LabelledTable {
+    /// Inputs, `n x d`.
+    pub x: Mat<f64>,
+    /// Class index of every row, in `0..classes.len()`.
+    pub labels: Vec<usize>,
+    /// The class names (the target column's distinct values: in numeric order when they are
+    /// all numbers, else in text order); label `c` is `classes[c]`.
+    pub classes: Vec<String>,
+    /// Names of the `d` feature columns.
+    pub feature_names: Vec<String>,
+    /// Name of the target column.
+    pub target_name: String,
+    /// Columns left out (no cell is a number).
+    pub skipped_columns: Vec<String>,
+}
+
+/// Parses CSV `text` for classification: the `target` column (header name or 0-based index)
+/// holds class labels (integers or strings, trimmed; an empty label is an error naming the
+/// line); every other column with a number in it is a feature (each of its cells a finite
+/// number), the rest are left out and named. Errors also for fewer than two classes.
+pub fn parse_labelled_csv(
+    text: &str,
+    source: &Path,
+    target: &str,
+) -> Result<LabelledTable, DataError> {
+    let (names, rows) = read_table(text, source)?;
+    let ncols = names.len();
+    let target_col = find_column(&names, target).ok_or_else(|| DataError::UnknownColumn {
+        path: source.to_path_buf(),
+        target: target.to_string(),
+        available: names.join(", "),
+    })?;
+    let numeric: Vec<bool> = (0..ncols)
+        .map(|j| j != target_col && rows.iter().any(|(_, f)| f[j].parse::<f64>().is_ok()))
+        .collect();
+    let feature_cols: Vec<usize> = (0..ncols).filter(|&j| numeric[j]).collect();
+    if feature_cols.is_empty() {
+        return Err(DataError::NoFeatures {
+            path: source.to_path_buf(),
+            target: names[target_col].clone(),
+        });
+    }
+    let mut raw = Vec::with_capacity(rows.len());
+    for (line_no, fields) in &rows {
+        let label = fields[target_col].trim();
+        if label.is_empty() {
+            return Err(DataError::EmptyLabel {
+                path: source.to_path_buf(),
+                line: *line_no,
+                column: target_col + 1,
+                target: names[target_col].clone(),
+            });
+        }
+        raw.push(label.to_string());
+    }
+    let mut classes: Vec<String> = raw.clone();
+    classes.sort();
+    classes.dedup();
+    if classes
+        .iter()
+        .all(|c| c.parse::<f64>().is_ok_and(f64::is_finite))
+    {
+        classes.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap_or(0.0)
+                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+        });
+    }
+    if classes.len() < 2 {
+        return Err(DataError::TooFewClasses {
+            path: source.to_path_buf(),
+            target: names[target_col].clone(),
+            found: classes.len(),
+        });
+    }
+    let labels = raw
+        .iter()
+        .map(|r| classes.iter().position(|c| c == r).unwrap_or(0))
+        .collect();
+    let (n, d) = (rows.len(), feature_cols.len());
+    let mut x = Mat::<f64>::zeros(n, d);
+    for (i, (line_no, fields)) in rows.iter().enumerate() {
+        for (k, &j) in feature_cols.iter().enumerate() {
+            x[(i, k)] = parse_cell(&fields[j], source, *line_no, j + 1, &names[j])?;
+        }
+    }
+    Ok(LabelledTable {
+        x,
+        labels,
+        classes,
+        feature_names: feature_cols.iter().map(|&j| names[j].clone()).collect(),
+        target_name: names[target_col].clone(),
+        skipped_columns: (0..ncols)
+            .filter(|&j| j != target_col && !numeric[j])
+            .map(|j| names[j].clone())
+            .collect(),
+    })
+}
+
 /// The header names and the rows `(1-based line, fields)` of a delimited text, every row with
 /// as many fields as the header. Errors: [`DataError::Empty`] (no header or no row),
 /// [`DataError::RaggedRow`].
@@ -342,5 +443,38 @@ mod tests {
                 ..
             })
         ));
+    }
+}
+
+#[cfg(test)]
+mod labelled_tests {
+    use super::*;
+
+    #[test]
+    fn labelled_csv_maps_labels_to_classes_and_names_problems() {
+        let text = "id,a,species,b\nx1,1.5,setosa,2\nx2,2.5,virginica,3\nx3,0.5,setosa,1\n";
+        let t = parse_labelled_csv(text, Path::new("t.csv"), "species").unwrap();
+        assert_eq!(t.classes, ["setosa", "virginica"]);
+        assert_eq!(t.labels, [0, 1, 0]);
+        assert_eq!(t.feature_names, ["a", "b"]);
+        assert_eq!(t.skipped_columns, ["id"]);
+        assert_eq!((t.x[(1, 0)], t.x[(2, 1)]), (2.5, 1.0));
+        // Integer labels sort numerically (10 after 9), by index too.
+        let text = "u,label\n1,10\n2,9\n3,10\n";
+        let t = parse_labelled_csv(text, Path::new("t.csv"), "1").unwrap();
+        assert_eq!(t.classes, ["9", "10"]);
+        assert_eq!(t.labels, [1, 0, 1]);
+        // One class, an empty label, a bad feature cell: errors naming file, line, column.
+        let e = parse_labelled_csv("u,y\n1,a\n2,a\n", Path::new("t.csv"), "y").unwrap_err();
+        assert!(
+            matches!(e, DataError::TooFewClasses { found: 1, .. }),
+            "{e}"
+        );
+        let e = parse_labelled_csv("u,y\n1,a\n2, \n", Path::new("t.csv"), "y").unwrap_err();
+        assert!(e.to_string().contains("t.csv:3"), "{e}");
+        let e = parse_labelled_csv("u,y\n1,a\nzz,b\n", Path::new("t.csv"), "y").unwrap_err();
+        assert!(e.to_string().contains("t.csv:3"), "{e}");
+        let e = parse_labelled_csv("u,y\n1,a\n", Path::new("t.csv"), "w").unwrap_err();
+        assert!(matches!(e, DataError::UnknownColumn { .. }), "{e}");
     }
 }

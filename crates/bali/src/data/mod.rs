@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use faer::Mat;
 
-pub use self::csv::{load_csv, parse_columns, parse_csv};
+pub use self::csv::{load_csv, parse_columns, parse_csv, parse_labelled_csv, LabelledTable};
 pub use self::images::{
     check_labels, find_data_root, parse_idx_images, parse_idx_labels, parse_npy_images,
     parse_npy_labels, parse_npz_images, parse_npz_labels, read_idx_images, read_idx_labels,
@@ -216,6 +216,30 @@ pub enum DataError {
         path: PathBuf,
         /// The decoder's error.
         source: std::io::Error,
+    },
+    /// A classification target cell that is empty.
+    #[error("{path}:{line}: column {column} ({target:?}): empty class label")]
+    EmptyLabel {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// 1-based column number.
+        column: usize,
+        /// The target column's name.
+        target: String,
+    },
+    /// A classification target column with fewer than two distinct labels.
+    #[error(
+        "{path}: target column {target:?} has {found} distinct label(s), need at least 2 classes"
+    )]
+    TooFewClasses {
+        /// The file.
+        path: PathBuf,
+        /// The target column's name.
+        target: String,
+        /// Distinct labels found.
+        found: usize,
     },
     /// A binary file (idx, `.npy`) ends before the header or the data it announces.
     #[error("{path}: truncated: {what} ({expected} bytes), found {found}")]
