@@ -451,30 +451,20 @@ pub unsafe extern "C" fn bali_predict(
         if samples == 0 {
             return Err(invalid("samples must be >= 1"));
         }
-        if matches!(&m.state, State::Training(_) | State::Loaded(..))
-            && first_model(m)?.likelihood() == Likelihood::Categorical
-        {
+        let members = members(m)?;
+        if members.likelihood() == Likelihood::Categorical {
             return Err(invalid(
                 "a categorical model has class probabilities, not a mean and variance: use bali_predict_proba",
             ));
         }
         // SAFETY: the caller's contract on `x`.
         let xm = unsafe { read_matrix(x, n_rows, m.dims[0], "x") }?;
-        let pred = match &m.state {
-            State::Empty => {
-                return Err(Failure(
-                    BaliStatus::OutOfOrder,
-                    "predict before fit: the model has no posterior yet".into(),
-                ))
+        let (x, mode) = (xm.as_ref(), PredictMode::Weights);
+        let pred = match members {
+            Members::One(model) => {
+                model.predict_gaussian(x, samples, mode, &mut Members::rng(seed))?
             }
-            State::Training(t) => {
-                let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(seed, 0));
-                t.model()
-                    .predict_gaussian(xm.as_ref(), samples, PredictMode::Weights, &mut rng)?
-            }
-            State::Loaded(e, _) => {
-                e.predict_gaussian(xm.as_ref(), samples, PredictMode::Weights, seed)?
-            }
+            Members::Many(e) => e.predict_gaussian(x, samples, mode, seed)?,
         };
         // SAFETY: the caller gives `n_rows * d_L` writable doubles in each.
         unsafe {
@@ -512,37 +502,58 @@ pub unsafe extern "C" fn bali_predict_proba(
         if samples == 0 {
             return Err(invalid("samples must be >= 1"));
         }
-        if first_model(m)?.likelihood() != Likelihood::Categorical {
+        let members = members(m)?;
+        if members.likelihood() != Likelihood::Categorical {
             return Err(invalid(
                 "class probabilities need a categorical model (use bali_predict for regression)",
             ));
         }
         // SAFETY: the caller's contract on `x`.
         let xm = unsafe { read_matrix(x, n_rows, m.dims[0], "x") }?;
-        let pred = match &m.state {
-            State::Empty => {
-                return Err(Failure(
-                    BaliStatus::OutOfOrder,
-                    "predict before fit: the model has no posterior yet".into(),
-                ))
+        let (x, mode) = (xm.as_ref(), PredictMode::Weights);
+        let pred = match members {
+            Members::One(model) => {
+                model.predict_categorical(x, samples, mode, &mut Members::rng(seed))?
             }
-            State::Training(t) => {
-                let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(seed, 0));
-                t.model().predict_categorical(
-                    xm.as_ref(),
-                    samples,
-                    PredictMode::Weights,
-                    &mut rng,
-                )?
-            }
-            State::Loaded(e, _) => {
-                e.predict_categorical(xm.as_ref(), samples, PredictMode::Weights, seed)?
-            }
+            Members::Many(e) => e.predict_categorical(x, samples, mode, seed)?,
         };
         // SAFETY: the caller gives `n_rows * d_L` writable doubles.
         unsafe { write_matrix(probs, &pred.probs) };
         Ok(())
     })
+}
+
+/// What a handle predicts with: the model being trained, or a loaded ensemble.
+enum Members<'a> {
+    One(&'a BayesianMlp<f64>),
+    Many(&'a Ensemble<BayesianMlp<f64>>),
+}
+
+impl Members<'_> {
+    fn likelihood(&self) -> Likelihood {
+        match self {
+            Members::One(model) => model.likelihood(),
+            Members::Many(e) => e.members[0].likelihood(),
+        }
+    }
+
+    /// The sample generator of a single model: member 0's of the ensemble seeding rule, so a
+    /// one-member handle predicts as its model file's one-member ensemble does.
+    fn rng(seed: u64) -> StdRng {
+        StdRng::seed_from_u64(Ensemble::<()>::sample_seed(seed, 0))
+    }
+}
+
+/// The handle's members; predict before fit is an error.
+fn members(m: &BaliModel) -> Result<Members<'_>, Failure> {
+    match &m.state {
+        State::Empty => Err(Failure(
+            BaliStatus::OutOfOrder,
+            "predict before fit: the model has no posterior yet".into(),
+        )),
+        State::Training(t) => Ok(Members::One(t.model())),
+        State::Loaded(e, _) => Ok(Members::Many(e)),
+    }
 }
 
 fn first_model(m: &BaliModel) -> Result<&BayesianMlp<f64>, Failure> {

@@ -26,12 +26,7 @@ pub fn load_csv(path: &Path, target: &str) -> Result<Dataset, DataError> {
 pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, DataError> {
     let (names, rows) = read_table(text, source)?;
     let ncols = names.len();
-
-    let target_col = find_column(&names, target).ok_or_else(|| DataError::UnknownColumn {
-        path: source.to_path_buf(),
-        target: target.to_string(),
-        available: names.join(", "),
-    })?;
+    let target_col = target_column(&names, target, source)?;
 
     // A column is numeric when at least one of its cells reads as a number.
     let numeric: Vec<bool> = (0..ncols)
@@ -111,11 +106,7 @@ pub fn parse_labelled_csv(
 ) -> Result<LabelledTable, DataError> {
     let (names, rows) = read_table(text, source)?;
     let ncols = names.len();
-    let target_col = find_column(&names, target).ok_or_else(|| DataError::UnknownColumn {
-        path: source.to_path_buf(),
-        target: target.to_string(),
-        available: names.join(", "),
-    })?;
+    let target_col = target_column(&names, target, source)?;
     let numeric: Vec<bool> = (0..ncols)
         .map(|j| j != target_col && rows.iter().any(|(_, f)| f[j].parse::<f64>().is_ok()))
         .collect();
@@ -259,6 +250,15 @@ pub fn parse_columns(
         .map(|j| header[j].clone())
         .collect();
     Ok((x, left_out))
+}
+
+/// [`find_column`], or [`DataError::UnknownColumn`] listing the header.
+fn target_column(names: &[String], target: &str, source: &Path) -> Result<usize, DataError> {
+    find_column(names, target).ok_or_else(|| DataError::UnknownColumn {
+        path: source.to_path_buf(),
+        target: target.to_string(),
+        available: names.join(", "),
+    })
 }
 
 /// The column named `target` (exact, then ASCII case-insensitive), else `target` read as a
