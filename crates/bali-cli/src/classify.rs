@@ -347,6 +347,22 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             )
         }
     };
+    // Options only the BALI methods read are refused, not ignored, without one.
+    let any_bali = args.method.iter().any(|m| m.starts_with("bali"));
+    if !any_bali && args.wd.is_some() {
+        return Err(CliError::InvalidOption {
+            name: "wd",
+            value: format!("{:?}", args.wd.clone().unwrap_or_default()),
+            reason: "is BALI's prior shrinkage: give it with --method bali or bali-paper (the MAP grid searches its own weight decay)",
+        });
+    }
+    if !any_bali && args.fisher != "exact" {
+        return Err(CliError::InvalidOption {
+            name: "fisher",
+            value: args.fisher.clone(),
+            reason: "is BALI's curvature: give it with --method bali or bali-paper",
+        });
+    }
     if let Some(dir) = &args.out_dir {
         if !dir.is_dir() {
             return Err(CliError::InvalidOption {

@@ -112,6 +112,16 @@ fn classify_on_the_embedded_digits_reports_every_metric() {
     assert!(e.contains("swag"), "{e}");
     let e = run_cli(&["bali", "classify", "--seeds", "0"]).unwrap_err();
     assert!(e.contains("seeds"), "{e}");
+    // BALI's options without a BALI method are refused, not ignored.
+    let e = run_cli(&["bali", "classify", "--method", "map", "--wd", "3"]).unwrap_err();
+    assert!(e.contains("--wd"), "{e}");
+    let e = run_cli(&[
+        "bali", "classify", "--method", "ensemble", "--fisher", "sampled",
+    ])
+    .unwrap_err();
+    assert!(e.contains("--fisher"), "{e}");
+    let e = run_cli(&["bali", "classify", "--out-dir", "/nonexistent/dir"]).unwrap_err();
+    assert!(e.contains("/nonexistent/dir"), "{e}");
 }
 
 #[test]
