@@ -296,6 +296,47 @@ pub struct Record {
     pub samples: usize,
 }
 
+/// The counts every method shares, for widths `dims` and `b` rows: the forward pass
+/// `sum_l 2 B p q`, one backward pass to every `G_l` `sum_{l >= 1} 2 B (p - 1) q`, and every
+/// layer's posterior with a learned `Sigma` (see [`method_flops`]).
+struct SharedFlops {
+    forward: f64,
+    backward: f64,
+    posteriors: f64,
+}
+
+impl SharedFlops {
+    fn of(dims: &[usize], b: f64) -> Self {
+        let layers = dims.len().saturating_sub(1);
+        let shape = |l: usize| (dims[l] as f64 + 1.0, dims[l + 1] as f64);
+        let forward = (0..layers)
+            .map(|l| {
+                let (p, q) = shape(l);
+                2.0 * b * p * q
+            })
+            .sum();
+        let backward = (1..layers)
+            .map(|l| {
+                let (p, q) = shape(l);
+                2.0 * b * (p - 1.0) * q
+            })
+            .sum();
+        let posteriors = (0..layers)
+            .map(|l| {
+                let (p, q) = shape(l);
+                let row = b * p * p + 2.0 * b * p * q + p * p * p / 3.0 + 2.0 * p * p * q;
+                let learned = 2.0 * b * p * q + b * q * q + p * q * q + q * q * q / 3.0;
+                row + learned
+            })
+            .sum();
+        SharedFlops {
+            forward,
+            backward,
+            posteriors,
+        }
+    }
+}
+
 /// Flops of one step of `method` on a network with widths `dims` and `b` rows, by the counts
 /// of ALGORITHM.md section 7 for the work the implementation does (layer `l`: `p = d_l + 1`,
 /// `q = d_{l+1}`; `L` layers, `q_L` outputs):
@@ -319,25 +360,11 @@ pub fn method_flops(method: Method, dims: &[usize], b: usize) -> f64 {
     let b = b as f64;
     let layers = dims.len().saturating_sub(1);
     let shape = |l: usize| (dims[l] as f64 + 1.0, dims[l + 1] as f64);
-    let forward: f64 = (0..layers)
-        .map(|l| {
-            let (p, q) = shape(l);
-            2.0 * b * p * q
-        })
-        .sum();
-    let backward: f64 = (1..layers)
-        .map(|l| {
-            let (p, q) = shape(l);
-            2.0 * b * (p - 1.0) * q
-        })
-        .sum();
-    let posterior = |l: usize| {
-        let (p, q) = shape(l);
-        let row = b * p * p + 2.0 * b * p * q + p * p * p / 3.0 + 2.0 * p * p * q;
-        let learned = 2.0 * b * p * q + b * q * q + p * q * q + q * q * q / 3.0;
-        row + learned
-    };
-    let posteriors: f64 = (0..layers).map(posterior).sum();
+    let SharedFlops {
+        forward,
+        backward,
+        posteriors,
+    } = SharedFlops::of(dims, b);
     match method {
         Method::Adam => forward + backward + forward,
         Method::Paper => forward + backward + posteriors,
@@ -401,25 +428,11 @@ pub fn classification_flops(method: Method, dims: &[usize], b: usize) -> f64 {
     let bf = b as f64;
     let layers = dims.len() - 1;
     let shape = |l: usize| (dims[l] as f64 + 1.0, dims[l + 1] as f64);
-    let forward: f64 = (0..layers)
-        .map(|l| 2.0 * bf * shape(l).0 * shape(l).1)
-        .sum();
-    let backward: f64 = (1..layers)
-        .map(|l| 2.0 * bf * (shape(l).0 - 1.0) * shape(l).1)
-        .sum();
-    let posteriors: f64 = (0..layers)
-        .map(|l| {
-            let (p, q) = shape(l);
-            bf * p * p
-                + 2.0 * bf * p * q
-                + p * p * p / 3.0
-                + 2.0 * p * p * q
-                + 2.0 * bf * p * q
-                + bf * q * q
-                + p * q * q
-                + q * q * q / 3.0
-        })
-        .sum();
+    let SharedFlops {
+        forward,
+        backward,
+        posteriors,
+    } = SharedFlops::of(dims, bf);
     let damped = |q: f64| q * q * q / 3.0 + 2.0 * q * q * q + 2.0 * bf * q * q;
     let (p_out, q_out) = shape(layers - 1);
     let output = bf * q_out * q_out + damped(q_out);
