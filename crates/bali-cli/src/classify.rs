@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use bali::classify::{
-    run_classification, seeded_split, ClassMethod, ClassOptions, ClassProblem, ClassResult,
-    LabelledSet, OodSet,
+    finish_classification, seeded_split, select_on_carve, CarveSelection, ClassMethod,
+    ClassOptions, ClassProblem, ClassResult, LabelledSet, OodSet,
 };
 use bali::config::{BaliConfig, Fisher, Formulation};
 use bali::data::transforms::{flip_left_right, rotate, uniform_noise};
@@ -77,6 +77,11 @@ pub struct ClassifyArgs {
     /// Predictive samples of BALI's mixture.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000).map(|v| v as usize))]
     pub samples: usize,
+    /// Output temperature of every method: `validated` divides each sampled logit by the
+    /// `T` that minimizes the validation-carve NLL (chosen with the iterations; temperature
+    /// scaling), `none` keeps `T = 1`.
+    #[arg(long, default_value = "validated", value_parser = PossibleValuesParser::new(["validated", "none"]))]
+    pub temperature: String,
     /// One JSON object per seed, then a summary line.
     #[arg(long)]
     pub json: bool,
@@ -200,7 +205,7 @@ fn grid(
         _ => {
             let batch = args.batch_size.unwrap_or(128);
             let mut out = Vec::new();
-            for lr in [1e-3, 3e-3, 1e-2] {
+            for lr in [1e-3, 3e-3, 1e-2, 3e-2] {
                 for weight_decay in [1e-5, 1e-4, 1e-3, 1e-2] {
                     let config = MapConfig {
                         lr,
@@ -224,6 +229,17 @@ fn grid(
     }
 }
 
+/// The MAP options of a grid of MAP or Laplace points (the key under which their carve
+/// selection is shared); `None` for a BALI grid.
+fn map_grid(grid: &[ClassMethod]) -> Option<Vec<MapConfig>> {
+    grid.iter()
+        .map(|m| match m {
+            ClassMethod::Map(c) | ClassMethod::Laplace(c) => Some(c.clone()),
+            ClassMethod::Bali(_) => None,
+        })
+        .collect()
+}
+
 /// One JSON line of `--json`.
 fn result_json(data: &str, method: &str, seed: u64, r: &ClassResult) -> serde_json::Value {
     serde_json::json!({
@@ -233,6 +249,7 @@ fn result_json(data: &str, method: &str, seed: u64, r: &ClassResult) -> serde_js
         "options": r.method.label(),
         "iterations": r.iterations,
         "prior_precision": r.prior_precision,
+        "temperature": r.temperature,
         "at_cap": r.at_cap,
         "train_seconds": r.train_seconds,
         "accuracy": r.test.accuracy,
@@ -405,6 +422,7 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .progress_chars("=> "),
     );
     let mut all = Vec::new();
+    let mut carve_cache: Vec<(Vec<MapConfig>, u64, CarveSelection)> = Vec::new();
     for method in &args.method {
         let members = args
             .members
@@ -442,13 +460,34 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 samples: args.samples,
                 max_iterations,
                 seed,
+                temperature: args.temperature == "validated",
                 ..ClassOptions::default()
             };
-            let r = run_classification(&grid, &dims, &problem, &options, |stage, done, total| {
+            let mut report = |stage: &str, done: usize, total: usize| {
                 bar.set_message(format!("{method}, seed {seed}: {stage}"));
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
-            })?;
+            };
+            // MAP, the MAP ensemble and the Laplace baseline search the same grid on the same
+            // carve with one network per point: one selection serves all three.
+            let key = map_grid(&grid);
+            let cached = key.as_ref().and_then(|key| {
+                carve_cache
+                    .iter()
+                    .find(|(g, s, _)| g == key && *s == seed)
+                    .map(|(_, _, sel)| sel.clone())
+            });
+            let selection = match cached {
+                Some(sel) => sel,
+                None => {
+                    let sel = select_on_carve(&grid, &dims, &problem.train, &options, &mut report)?;
+                    if let Some(key) = key {
+                        carve_cache.push((key, seed, sel.clone()));
+                    }
+                    sel
+                }
+            };
+            let r = finish_classification(&grid, selection, &dims, &problem, &options, report)?;
             if args.json {
                 bar.suspend(|| writeln!(out, "{}", result_json(name, method, seed, &r)))?;
             }
@@ -529,9 +568,14 @@ fn write_table(out: &mut dyn Write, all: &[MethodRuns]) -> Result<(), CliError> 
     for m in all {
         let iterations: Vec<usize> = m.runs.iter().map(|r| r.iterations).collect();
         let capped = m.runs.iter().filter(|r| r.at_cap).count();
+        let temperatures: Vec<String> = m
+            .runs
+            .iter()
+            .map(|r| format!("{:.3}", r.temperature))
+            .collect();
         writeln!(
             out,
-            "{}: {}; iterations {iterations:?}{}{}",
+            "{}: {}; iterations {iterations:?}{}; temperature [{}]{}",
             m.method,
             m.runs[0].method.label(),
             if capped > 0 {
@@ -539,6 +583,7 @@ fn write_table(out: &mut dyn Write, all: &[MethodRuns]) -> Result<(), CliError> 
             } else {
                 String::new()
             },
+            temperatures.join(", "),
             match m.runs[0].prior_precision {
                 Some(_) => format!(
                     "; Laplace prior precision {:?}",
@@ -600,10 +645,8 @@ fn pictures(
         written.push(file.to_string());
         dir.join(file)
     };
-    let mut reliability = vec![(
-        "perfect calibration".to_string(),
-        vec![(0.0, 0.0), (1.0, 1.0)],
-    )];
+    // Methods first, so each keeps its colour across the pictures; the diagonal last.
+    let mut reliability = Vec::new();
     for m in all {
         let pts = m.runs[0]
             .reliability
@@ -613,6 +656,10 @@ fn pictures(
             .collect();
         reliability.push((m.method.clone(), pts));
     }
+    reliability.push((
+        "perfect calibration".to_string(),
+        vec![(0.0, 0.0), (1.0, 1.0)],
+    ));
     crate::plot::curves(
         &save("bali-classify-reliability.png"),
         &format!("{data}: reliability (15 bins, seed 0)"),

@@ -84,13 +84,17 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
         } else {
             &fixed
         };
-        let Some(m) = method.grid(batch, false, fixed).into_iter().next() else {
-            unreachable!("a preset without search has its default point")
-        };
         let max_iterations = if method == Preset::Map {
             5 * args.max_iterations
         } else {
             args.max_iterations
+        };
+        let Some(m) = method
+            .grid(batch, false, fixed, max_iterations)
+            .into_iter()
+            .next()
+        else {
+            unreachable!("a preset without search has its default point")
         };
         let options = ProtocolOptions {
             members: 1,

@@ -134,12 +134,18 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         y_scale: ys.y_scale(),
     };
     let batch = args.train.batch(preset, train_idx.len());
-    let grid = preset.grid(batch, batch.is_none(), &args.train.overrides());
+    let grid = preset.grid(
+        batch,
+        batch.is_none() || preset == Preset::Map,
+        &args.train.overrides(),
+        args.max_iterations,
+    );
     let dims = args.train.dims(data.n_features(), 50);
     let options = ProtocolOptions {
         members,
         samples: args.samples,
         max_iterations: args.max_iterations,
+        patience: preset.patience(),
         seed: args.seed,
         threads: args.train.options.threads.unwrap_or(1),
         ..ProtocolOptions::default()

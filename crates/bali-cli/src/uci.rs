@@ -9,6 +9,7 @@ use clap::Args;
 use bali::data::{Standardizer, UciDataset};
 use bali::experiment::{run_split, ProtocolOptions, Split, TestResult};
 use bali::metrics::mean_and_stderr;
+use bali::Preset;
 
 use crate::options::TrainArgs;
 
@@ -126,20 +127,23 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
     let n_splits = args.splits.unwrap_or(ds.n_splits).min(ds.n_splits);
     let n_rows = ds.n_rows();
     let batch = args.train.batch(preset, n_rows);
-    // The options grid runs on the full-batch (small) data sets; mini-batch data sets use the
-    // defaults of ALGORITHM.md to stay within the suite's time budget.
-    let grid = preset.grid(
-        batch,
-        !args.no_grid && batch.is_none(),
-        &args.train.overrides(),
-    );
     let max_iterations = args
         .max_iterations
         .unwrap_or(preset.max_iterations(n_rows, batch));
+    // The BALI options grid runs on the full-batch (small) data sets; mini-batch data sets use
+    // the defaults of ALGORITHM.md to stay within the suite's time budget. The MAP grid
+    // (learning rate x weight decay, cheap steps) runs everywhere.
+    let grid = preset.grid(
+        batch,
+        !args.no_grid && (batch.is_none() || preset == Preset::Map),
+        &args.train.overrides(),
+        max_iterations,
+    );
     let options = ProtocolOptions {
         members,
         samples: args.samples,
         max_iterations,
+        patience: preset.patience(),
         threads: args.train.options.threads.unwrap_or(1),
         seed: args.seed,
         ..ProtocolOptions::default()

@@ -1,6 +1,7 @@
 //! The classification protocol (`docs/classification.md`): options and iteration count chosen
 //! on a validation carve of the training rows only, the chosen method retrained on all of
-//! them, then test accuracy, NLL, Brier score, ECE and reliability bins, out-of-distribution
+//! them (with an output temperature chosen on the carve, [`crate::calibration`]), then test
+//! accuracy, NLL, Brier score, ECE and reliability bins, out-of-distribution
 //! detection by predictive entropy and by mutual information, and a distribution-shift curve.
 //!
 //! Every method runs the same MLP on the same rows and seeds: BALI ([`ClassMethod::Bali`],
@@ -14,16 +15,17 @@ use faer::{Mat, MatRef};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use crate::calibration::{fit_temperature, nll_at, Temperature};
 use crate::config::BaliConfig;
 use crate::data::train_valid_carve;
 use crate::error::{BaliError, Result};
 use crate::experiment::checkpoints;
 use crate::laplace::KfacFactors;
-use crate::map::{LrSchedule, MapConfig, MapNet};
+use crate::map::{MapConfig, MapNet};
 use crate::metrics::classification::{
     accuracy, auroc, brier, ece, fpr_at_tpr, nll, reliability, Bin,
 };
-use crate::model::{BayesianMlp, CategoricalPrediction, PredictMode};
+use crate::model::{BayesianMlp, CategoricalPrediction, LogitSamples, PredictMode};
 use crate::predict::Ensemble;
 use crate::train::Trainer;
 
@@ -113,11 +115,11 @@ impl ClassMethod {
                 c.batch_size.map_or("full".to_string(), |b| b.to_string())
             ),
             ClassMethod::Map(c) | ClassMethod::Laplace(c) => format!(
-                "{} lr={} wd={} schedule={:?} batch={}",
+                "{} lr={} wd={} schedule={} batch={}",
                 if matches!(self, ClassMethod::Map(_)) { "map" } else { "laplace (kfac) of map" },
                 c.lr,
                 c.weight_decay,
-                c.schedule,
+                c.schedule.label(),
                 c.batch_size.map_or("full".to_string(), |b| b.to_string())
             ),
         }
@@ -170,62 +172,56 @@ impl ClassLearner {
     }
 }
 
-/// Class probabilities of an equal mixture of members: BALI members from `samples` posterior
-/// samples in all (`ceil(samples / K)` each, [`Ensemble::predict_categorical`]); MAP members
-/// deterministic (their softmax; the expected entropy is each member's entropy, so a single
-/// network has zero mutual information).
-fn predict(
+/// Sampled logits of an equal mixture of members ([`LogitSamples`]): BALI members from
+/// `samples` posterior samples in all (`ceil(samples / K)` each, drawn as
+/// [`Ensemble::predict_logits`] draws them, so one rule seeds both); MAP members their one
+/// deterministic output (a single network then has zero mutual information).
+fn logits(
     members: &[ClassLearner],
     x: MatRef<'_, f64>,
     samples: usize,
     seed: u64,
-) -> Result<CategoricalPrediction> {
+) -> Result<LogitSamples> {
     let k = members.len();
-    let bali: Vec<_> = members
+    if k == 0 {
+        return Err(BaliError::NotFitted { what: "members" });
+    }
+    let per = if k == 1 {
+        samples
+    } else {
+        samples.div_ceil(k).max(1)
+    };
+    let members = members
         .iter()
-        .filter_map(|m| match m {
-            ClassLearner::Bali(t) => Some(t.model().clone()),
-            ClassLearner::Posterior(p) => Some((**p).clone()),
-            ClassLearner::Map(_) => None,
+        .enumerate()
+        .map(|(m, learner)| {
+            let mut rng = StdRng::seed_from_u64(Ensemble::<()>::sample_seed(seed, m));
+            match learner {
+                ClassLearner::Bali(t) => {
+                    t.model()
+                        .predict_logits(x, per, PredictMode::Weights, &mut rng)
+                }
+                ClassLearner::Posterior(p) => {
+                    p.predict_logits(x, per, PredictMode::Weights, &mut rng)
+                }
+                ClassLearner::Map(net) => Ok(vec![net.predict(x)?]),
+            }
         })
-        .collect();
-    if bali.len() == k && k > 0 {
-        return Ensemble { members: bali }.predict_categorical(
-            x,
-            samples,
-            PredictMode::Weights,
-            seed,
-        );
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LogitSamples { members })
+}
+
+/// The temperature of `logits` on `labels`: chosen by [`fit_temperature`] when `validated`,
+/// else 1 (with its NLL).
+fn temperature_of(logits: &LogitSamples, labels: &[usize], validated: bool) -> Result<Temperature> {
+    if validated {
+        return fit_temperature(logits, labels);
     }
-    let (n, w) = (x.nrows(), 1.0 / k.max(1) as f64);
-    let mut probs: Option<Mat<f64>> = None;
-    let mut expected_entropy = vec![0.0; n];
-    for m in members {
-        let ClassLearner::Map(net) = m else {
-            return Err(BaliError::Unsupported {
-                what: "an ensemble of Bayesian and MAP members",
-                needs: "members of one method",
-            });
-        };
-        let f = net.predict(x)?;
-        let mut p = Mat::<f64>::zeros(n, f.ncols());
-        bali_kernels::softmax_rows(f.as_ref(), p.as_mut());
-        let single = CategoricalPrediction {
-            probs: p,
-            expected_entropy: vec![0.0; n],
-        };
-        for (e, h) in expected_entropy.iter_mut().zip(single.entropy()) {
-            *e += w * h;
-        }
-        let scaled = &single.probs * faer::Scale(w);
-        probs = Some(match probs {
-            None => scaled,
-            Some(acc) => acc + scaled,
-        });
-    }
-    Ok(CategoricalPrediction {
-        probs: probs.ok_or(BaliError::NotFitted { what: "members" })?,
-        expected_entropy,
+    let v = nll_at(logits, labels, 1.0)?;
+    Ok(Temperature {
+        t: 1.0,
+        nll: v,
+        nll_untempered: v,
     })
 }
 
@@ -242,6 +238,9 @@ pub struct ClassOptions {
     pub carve: f64,
     /// Seed of the carve, the networks and the samples.
     pub seed: u64,
+    /// Choose an output temperature on the carve with the iterations (and the Laplace prior
+    /// precision), by validation NLL ([`crate::calibration`]); `false` keeps `T = 1`.
+    pub temperature: bool,
 }
 
 impl Default for ClassOptions {
@@ -252,6 +251,7 @@ impl Default for ClassOptions {
             max_iterations: 200,
             carve: 0.8,
             seed: 0,
+            temperature: true,
         }
     }
 }
@@ -263,8 +263,12 @@ pub struct ClassCheckpoint {
     pub grid: usize,
     /// Training iterations done.
     pub iterations: usize,
-    /// Validation NLL (nats per row).
+    /// Validation NLL (nats per row) at the checkpoint's temperature.
     pub valid_nll: f64,
+    /// Validation NLL at `T = 1`.
+    pub valid_nll_untempered: f64,
+    /// The temperature chosen on the carve at this checkpoint (1 when none is chosen).
+    pub temperature: f64,
     /// Validation accuracy.
     pub valid_accuracy: f64,
 }
@@ -319,6 +323,8 @@ pub struct ClassResult {
     pub iterations: usize,
     /// The Laplace baseline's prior precision chosen on the carve.
     pub prior_precision: Option<f64>,
+    /// The output temperature chosen on the carve (1 without [`ClassOptions::temperature`]).
+    pub temperature: f64,
     /// Whether the chosen checkpoint is the largest considered (the cap may bind).
     pub at_cap: bool,
     /// Every checkpoint of every grid point on the carve.
@@ -337,23 +343,17 @@ pub struct ClassResult {
     pub shift: Vec<(String, ClassMetrics)>,
 }
 
-/// The protocol on one seed: every grid point trained on the carve (one member each) and
-/// evaluated by validation NLL at log-spaced checkpoints; the best (point, iterations)
-/// retrained with `members` members on all training rows; then the test set, the OOD sets
-/// and the shifted test sets. `progress(stage, done, total)` is called along the way.
-pub fn run_classification(
-    grid: &[ClassMethod],
-    dims: &[usize],
-    problem: &ClassProblem,
-    options: &ClassOptions,
-    mut progress: impl FnMut(&str, usize, usize),
-) -> Result<ClassResult> {
-    let ClassProblem {
-        train,
-        test,
-        ood,
-        shift,
-    } = problem;
+/// What the validation carve chose: the best checkpoint of every grid point's curve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CarveSelection {
+    /// The best (grid point, iterations, temperature) by validation NLL.
+    pub best: ClassCheckpoint,
+    /// Every checkpoint of every grid point.
+    pub curve: Vec<ClassCheckpoint>,
+}
+
+/// The number of classes (the last width) and a non-empty grid, or an error.
+fn classes_of(grid: &[ClassMethod], dims: &[usize]) -> Result<usize> {
     let k = *dims.last().ok_or(BaliError::LayerCount {
         expected: 1,
         got: 0,
@@ -365,6 +365,34 @@ pub fn run_classification(
             reason: "at least one method",
         });
     }
+    Ok(k)
+}
+
+/// The protocol on one seed: [`select_on_carve`], then [`finish_classification`].
+pub fn run_classification(
+    grid: &[ClassMethod],
+    dims: &[usize],
+    problem: &ClassProblem,
+    options: &ClassOptions,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<ClassResult> {
+    let selection = select_on_carve(grid, dims, &problem.train, options, &mut progress)?;
+    finish_classification(grid, selection, dims, problem, options, progress)
+}
+
+/// Every grid point trained on the carve of `train` (one member each, seeded by
+/// `options.seed`) and evaluated by validation NLL at log-spaced checkpoints (at the
+/// temperature chosen there, when [`ClassOptions::temperature`]). A `Laplace` grid point
+/// trains and scores its MAP network here, so MAP, a MAP ensemble and the Laplace baseline
+/// with the same options share one selection.
+pub fn select_on_carve(
+    grid: &[ClassMethod],
+    dims: &[usize],
+    train: &LabelledSet,
+    options: &ClassOptions,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<CarveSelection> {
+    let k = classes_of(grid, dims)?;
     let (fit_idx, valid_idx) = train_valid_carve(train.labels.len(), options.carve, options.seed);
     let (fit, valid) = (train.rows(&fit_idx), train.rows(&valid_idx));
     let y_fit = fit.one_hot(k);
@@ -389,12 +417,15 @@ pub fn run_classification(
                 }
                 return Err(e);
             }
-            let p = predict(&learner, valid.x.as_ref(), options.samples, options.seed)?;
+            let f = logits(&learner, valid.x.as_ref(), options.samples, options.seed)?;
+            let t = temperature_of(&f, &valid.labels, options.temperature)?;
             let point = ClassCheckpoint {
                 grid: g,
                 iterations: c,
-                valid_nll: nll(p.probs.as_ref(), &valid.labels)?,
-                valid_accuracy: accuracy(p.probs.as_ref(), &valid.labels)?,
+                valid_nll: t.nll,
+                valid_nll_untempered: t.nll_untempered,
+                temperature: t.t,
+                valid_accuracy: accuracy(f.probabilities(t.t).probs.as_ref(), &valid.labels)?,
             };
             curve.push(point);
             if best.is_none_or(|b| point.valid_nll < b.valid_nll) {
@@ -412,7 +443,39 @@ pub fn run_classification(
         layer: None,
         step: 0,
     })?;
-    let method = grid[best.grid].clone();
+    Ok(CarveSelection { best, curve })
+}
+
+/// The rest of the protocol after the carve chose `selection` (from [`select_on_carve`] on
+/// the same `grid`, training rows and options): the chosen point and temperature retrained
+/// with `members` members on all training rows (the Laplace prior precision chosen on the
+/// carve first); then the test set, the OOD sets and the shifted test sets.
+pub fn finish_classification(
+    grid: &[ClassMethod],
+    selection: CarveSelection,
+    dims: &[usize],
+    problem: &ClassProblem,
+    options: &ClassOptions,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<ClassResult> {
+    let ClassProblem {
+        train,
+        test,
+        ood,
+        shift,
+    } = problem;
+    let k = classes_of(grid, dims)?;
+    let CarveSelection { best, curve } = selection;
+    let point = grid.get(best.grid).ok_or(BaliError::InvalidOption {
+        name: "selection",
+        value: best.grid.to_string(),
+        reason: "names a grid point the grid does not have",
+    })?;
+    let (fit_idx, valid_idx) = train_valid_carve(train.labels.len(), options.carve, options.seed);
+    let (fit, valid) = (train.rows(&fit_idx), train.rows(&valid_idx));
+    let y_fit = fit.one_hot(k);
+    let stops = checkpoints(options.max_iterations);
+    let method = point.clone();
     let y = train.one_hot(k);
     let n = train.labels.len();
     // Mini-batch methods keep the number of epochs when the training set grows.
@@ -434,18 +497,18 @@ pub fn run_classification(
                 ControlFlow::Continue(())
             })?;
             let factors = laplace_factors(&net, fit.x.as_ref(), options.seed)?;
-            let mut chosen: Option<(f64, f64)> = None;
+            let mut chosen: Option<(f64, Temperature)> = None;
             for (i, &tau) in LAPLACE_PRIOR_PRECISIONS.iter().enumerate() {
                 let post = factors.posterior(net.mlp(), c.likelihood, net.weights(), tau)?;
-                let p = predict(
+                let f = logits(
                     &[ClassLearner::Posterior(Box::new(post))],
                     valid.x.as_ref(),
                     options.samples,
                     options.seed,
                 )?;
-                let v = nll(p.probs.as_ref(), &valid.labels)?;
-                if chosen.is_none_or(|(_, b)| v < b) {
-                    chosen = Some((tau, v));
+                let t = temperature_of(&f, &valid.labels, options.temperature)?;
+                if chosen.is_none_or(|(_, b)| t.nll < b.nll) {
+                    chosen = Some((tau, t));
                 }
                 progress(
                     "choosing the Laplace prior precision",
@@ -453,25 +516,16 @@ pub fn run_classification(
                     LAPLACE_PRIOR_PRECISIONS.len(),
                 );
             }
-            chosen.map(|(tau, _)| tau)
+            chosen
         }
         _ => None,
     };
+    let temperature = tau.map_or(best.temperature, |(_, t)| t.t);
+    let tau = tau.map(|(tau, _)| tau);
     // A learning-rate schedule keeps its length in epochs too.
     let method = match method {
-        ClassMethod::Map(mut c) | ClassMethod::Laplace(mut c) => {
-            let laplace = tau.is_some();
-            if let LrSchedule::Cosine { horizon } = c.schedule {
-                c.schedule = LrSchedule::Cosine {
-                    horizon: ((horizon as f64) * scale).round() as u64,
-                };
-            }
-            if laplace {
-                ClassMethod::Laplace(c)
-            } else {
-                ClassMethod::Map(c)
-            }
-        }
+        ClassMethod::Map(c) => ClassMethod::Map(c.with_epochs_scaled(scale)),
+        ClassMethod::Laplace(c) => ClassMethod::Laplace(c.with_epochs_scaled(scale)),
         other => other,
     };
     let start = Instant::now();
@@ -494,12 +548,15 @@ pub fn run_classification(
     }
     let train_seconds = start.elapsed().as_secs_f64();
     let seed = options.seed ^ 0x5A5A;
-    let p_test = predict(&members, test.x.as_ref(), options.samples, seed)?;
+    let predict = |x: MatRef<'_, f64>| -> Result<CategoricalPrediction> {
+        Ok(logits(&members, x, options.samples, seed)?.probabilities(temperature))
+    };
+    let p_test = predict(test.x.as_ref())?;
     let test_metrics = metrics_of(&p_test, &test.labels)?;
     let (h_test, mi_test) = (p_test.entropy(), p_test.mutual_information());
     let mut ood_results = Vec::with_capacity(ood.len());
     for set in ood {
-        let p = predict(&members, set.x.as_ref(), options.samples, seed)?;
+        let p = predict(set.x.as_ref())?;
         let (h, mi) = (p.entropy(), p.mutual_information());
         ood_results.push(OodResult {
             name: set.name.clone(),
@@ -512,13 +569,14 @@ pub fn run_classification(
     }
     let mut shift_results = Vec::with_capacity(shift.len());
     for (name, set) in shift {
-        let p = predict(&members, set.x.as_ref(), options.samples, seed)?;
+        let p = predict(set.x.as_ref())?;
         shift_results.push((name.clone(), metrics_of(&p, &set.labels)?));
     }
     Ok(ClassResult {
         method,
         iterations,
         prior_precision: tau,
+        temperature,
         at_cap: best.iterations == *stops.last().unwrap_or(&0),
         curve,
         train_seconds,

@@ -324,14 +324,18 @@ pub fn run_split(
             progress,
         )?;
     }
-    // Mini-batch runs keep the number of epochs when the training set grows.
+    // Mini-batch runs keep the number of epochs (and a schedule its length in epochs) when
+    // the training set grows.
     let mut iterations = selection.best.iterations;
+    let mut method = method.clone();
     if let Some(b) = method.batch_size() {
         if b < xf.nrows() {
-            iterations = ((iterations as f64) * n as f64 / xf.nrows() as f64).round() as usize;
+            let scale = n as f64 / xf.nrows() as f64;
+            iterations = ((iterations as f64) * scale).round() as usize;
+            method = method.with_epochs_scaled(scale);
         }
     }
-    let mut ens = new_ensemble(method, dims, n, options.members, options.seed)?;
+    let mut ens = new_ensemble(&method, dims, n, options.members, options.seed)?;
     for c in checkpoints(iterations) {
         advance_to(&mut ens, x, y, c as u64, options.threads)?;
         if let Some(report) = progress {
@@ -363,7 +367,7 @@ pub fn run_split(
         seconds: start.elapsed().as_secs_f64(),
         curve: selection.curve,
         test_samples: samples,
-        method: method.clone(),
+        method,
         ensemble: ens,
     })
 }

@@ -19,6 +19,7 @@
 //! Frontends (the `bali` command line in `crates/bali-cli`) are built on this crate; nothing
 //! here parses arguments, draws or prints.
 
+pub mod calibration;
 pub mod classify;
 pub mod config;
 pub mod data;
@@ -38,6 +39,6 @@ pub use config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec};
 pub use error::{BaliError, Result};
 pub use likelihood::Likelihood;
 pub use method::{Learner, Method, Overrides, Preset};
-pub use model::{BayesianMlp, CategoricalPrediction, PredictMode};
+pub use model::{BayesianMlp, CategoricalPrediction, LogitSamples, PredictMode};
 pub use predict::Ensemble;
 pub use train::{Trainer, TrainerState};

@@ -31,6 +31,26 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
+    /// `constant` or `cosine(h)` for tables and logs.
+    pub fn label(self) -> String {
+        match self {
+            LrSchedule::Constant => "constant".into(),
+            LrSchedule::Cosine { horizon } => format!("cosine({horizon})"),
+        }
+    }
+
+    /// The schedule for `scale` times as many steps (a cosine horizon multiplied by `scale`,
+    /// rounded, at least 1): the same number of epochs on a training set `scale` times as
+    /// large at the same batch size.
+    pub fn scaled(self, scale: f64) -> LrSchedule {
+        match self {
+            LrSchedule::Constant => LrSchedule::Constant,
+            LrSchedule::Cosine { horizon } => LrSchedule::Cosine {
+                horizon: ((horizon as f64) * scale).round().max(1.0) as u64,
+            },
+        }
+    }
+
     /// The learning rate of step `t` (0-based) for base rate `lr`.
     pub fn rate(self, lr: f64, t: u64) -> f64 {
         match self {
@@ -73,6 +93,17 @@ impl Default for MapConfig {
             threads: 1,
             likelihood: Likelihood::Gaussian,
             schedule: LrSchedule::Constant,
+        }
+    }
+}
+
+impl MapConfig {
+    /// The options for a training set `scale` times as large at the same number of epochs
+    /// (the schedule [`LrSchedule::scaled`]; everything else unchanged).
+    pub fn with_epochs_scaled(&self, scale: f64) -> MapConfig {
+        MapConfig {
+            schedule: self.schedule.scaled(scale),
+            ..self.clone()
         }
     }
 }

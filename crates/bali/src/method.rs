@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 
 use crate::config::{BaliConfig, Formulation, Preconditioner};
 use crate::error::{BaliError, Result};
-use crate::map::{MapConfig, MapNet};
+use crate::map::{LrSchedule, MapConfig, MapNet};
 use crate::predict::{PredictMode, Predictor};
 use crate::train::Trainer;
 
@@ -46,6 +46,17 @@ impl Method {
         }
     }
 
+    /// The same method for a training set `scale` times as large, trained for the same
+    /// number of epochs: a MAP learning-rate schedule's horizon (in steps) is multiplied by
+    /// `scale` (rounded), as the protocols multiply the chosen mini-batch iterations; every
+    /// other option is unchanged.
+    pub fn with_epochs_scaled(&self, scale: f64) -> Method {
+        match self {
+            Method::Map(c) => Method::Map(c.with_epochs_scaled(scale)),
+            other => other.clone(),
+        }
+    }
+
     /// Short description of the options (for logs and JSON).
     pub fn label(&self) -> String {
         let batch = |b: Option<usize>| b.map_or("full".to_string(), |b| b.to_string());
@@ -60,9 +71,10 @@ impl Method {
                 batch(c.batch_size)
             ),
             Method::Map(c) => format!(
-                "Adam lr={} wd={} batch={}",
+                "Adam lr={} wd={} schedule={} batch={}",
                 c.lr,
                 c.weight_decay,
+                c.schedule.label(),
                 batch(c.batch_size)
             ),
         }
@@ -292,6 +304,16 @@ impl Preset {
         })
     }
 
+    /// Checkpoints without improvement after which the carve search stops: 2 for BALI; none
+    /// for MAP, whose cosine schedule runs to the cap and whose best checkpoint is taken (its
+    /// validation curve improves late, as the learning rate anneals).
+    pub fn patience(self) -> usize {
+        match self {
+            Preset::Map => usize::MAX,
+            Preset::Bali | Preset::BaliPaper => 2,
+        }
+    }
+
     /// Largest iteration count searched on the validation carve: BALI full batch
     /// [`full_batch_iterations`] (`rows`: the training rows), BALI Paper 2000, mini-batch BALI
     /// 1500; MAP 5000 full batch and 10000 mini-batch.
@@ -306,14 +328,24 @@ impl Preset {
     }
 
     /// The options searched on the validation carve (`search`) or the single default point,
-    /// for mini-batches of `batch` rows, with the `fixed` options replacing the preset's and
-    /// taken out of the search.
+    /// for mini-batches of `batch` rows and up to `max_iterations` steps (the horizon of the
+    /// MAP cosine schedule), with the `fixed` options replacing the preset's and taken out of
+    /// the search.
     ///
     /// - `bali`: hidden preconditioner {Kfac, Scalar} x alpha {0.5 (the default), 1 (a full
     ///   Gauss-Newton step)} x weight decay {0, 1} x relative damping {0.1, 1}: 16 points;
     /// - `bali-paper`: alpha {0.1, 0.3, 1};
-    /// - `map`: weight decay {1e-4, 1e-3, 1e-2}, learning rate 1e-2 (3e-3 for mini-batches).
-    pub fn grid(self, batch: Option<usize>, search: bool, fixed: &Overrides) -> Vec<Method> {
+    /// - `map`: Adam with a cosine learning-rate schedule over `max_iterations` steps (to
+    ///   1/1000 of its start), learning rate {1e-3, 3e-3, 1e-2, 3e-2} x weight decay {1e-4,
+    ///   1e-3, 1e-2}: 12 points; the single point is 1e-2 (3e-3 for mini-batches) and the
+    ///   weight decay 1e-4.
+    pub fn grid(
+        self,
+        batch: Option<usize>,
+        search: bool,
+        fixed: &Overrides,
+        max_iterations: usize,
+    ) -> Vec<Method> {
         match self {
             Preset::Bali => {
                 let base = fixed.apply(BaliConfig {
@@ -371,20 +403,25 @@ impl Preset {
                     activation: fixed.activation.unwrap_or(Activation::Relu),
                     weight_decay: fixed.wd.unwrap_or(MapConfig::default().weight_decay),
                     threads: fixed.threads.unwrap_or(MapConfig::default().threads),
+                    schedule: LrSchedule::Cosine {
+                        horizon: max_iterations as u64,
+                    },
                     ..MapConfig::default()
                 };
                 if !search {
                     return vec![Method::Map(base)];
                 }
-                Overrides::axis(fixed.wd, &[1e-4, 1e-3, 1e-2])
-                    .into_iter()
-                    .map(|weight_decay| {
-                        Method::Map(MapConfig {
+                let mut out = Vec::new();
+                for lr in [1e-3, 3e-3, 1e-2, 3e-2] {
+                    for weight_decay in Overrides::axis(fixed.wd, &[1e-4, 1e-3, 1e-2]) {
+                        out.push(Method::Map(MapConfig {
+                            lr,
                             weight_decay,
                             ..base.clone()
-                        })
-                    })
-                    .collect()
+                        }));
+                    }
+                }
+                out
             }
         }
     }
@@ -421,7 +458,7 @@ mod tests {
     #[test]
     fn full_batch_grid_searches_both_preconditioners() {
         let none = Overrides::default();
-        let grid = Preset::Bali.grid(None, true, &none);
+        let grid = Preset::Bali.grid(None, true, &none, 1000);
         assert_eq!(grid.len(), 16);
         let count = |pre: Preconditioner| {
             grid.iter()
@@ -431,7 +468,7 @@ mod tests {
         assert_eq!(count(Preconditioner::Kfac), 8);
         assert_eq!(count(Preconditioner::Scalar), 8);
         // Mini-batch data sets and `--no-grid` run the defaults only.
-        let single = Preset::Bali.grid(Some(1000), false, &none);
+        let single = Preset::Bali.grid(Some(1000), false, &none, 1000);
         assert_eq!(single.len(), 1);
         assert!(matches!(&single[0], Method::Bali(c)
             if c.preconditioner == Preconditioner::Kfac && c.batch_size == Some(1000)));
@@ -445,7 +482,7 @@ mod tests {
             lambda: Some(3.0),
             ..Overrides::default()
         };
-        let grid = Preset::Bali.grid(None, true, &fixed);
+        let grid = Preset::Bali.grid(None, true, &fixed, 1000);
         assert_eq!(grid.len(), 4, "only wd x gamma remain");
         for m in &grid {
             let Method::Bali(c) = m else {
@@ -456,7 +493,7 @@ mod tests {
                 (0.7, Preconditioner::Scalar, 3.0)
             );
         }
-        let paper = Preset::BaliPaper.grid(None, true, &fixed);
+        let paper = Preset::BaliPaper.grid(None, true, &fixed, 1000);
         assert_eq!(paper.len(), 1);
         // A BALI option on the MAP preset is refused, not ignored.
         assert!(Preset::Map.resolve(&fixed).is_err());
@@ -473,6 +510,35 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Preset::BaliPaper.resolve(&improved).is_err());
+    }
+
+    #[test]
+    fn map_grid_anneals_over_the_cap_and_keeps_its_epochs_when_rescaled() {
+        let none = Overrides::default();
+        let grid = Preset::Map.grid(Some(128), true, &none, 10_000);
+        assert_eq!(grid.len(), 12);
+        for m in &grid {
+            let Method::Map(c) = m else {
+                panic!("MAP grid")
+            };
+            assert_eq!(c.schedule, LrSchedule::Cosine { horizon: 10_000 });
+            let Method::Map(scaled) = m.with_epochs_scaled(1.25) else {
+                panic!("MAP stays MAP")
+            };
+            assert_eq!(scaled.schedule, LrSchedule::Cosine { horizon: 12_500 });
+            assert_eq!((scaled.lr, scaled.weight_decay), (c.lr, c.weight_decay));
+        }
+        let fixed = Overrides {
+            wd: Some(1e-3),
+            ..Overrides::default()
+        };
+        let grid = Preset::Map.grid(None, true, &fixed, 5000);
+        assert_eq!(grid.len(), 4, "only the learning rate remains");
+        assert_eq!(Preset::Map.patience(), usize::MAX);
+        assert_eq!(Preset::Bali.patience(), 2);
+        // A BALI method has no schedule to rescale.
+        let bali = Method::Bali(BaliConfig::default());
+        assert_eq!(bali.with_epochs_scaled(2.0), bali);
     }
 
     #[test]

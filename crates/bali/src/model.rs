@@ -90,6 +90,82 @@ fn row_entropy(p: impl Iterator<Item = f64>) -> f64 {
     p.filter(|&v| v > 0.0).map(|v| -v * v.ln()).sum()
 }
 
+/// Sampled logits of an equal mixture of `M` members: member `m` holds `S_m` draws
+/// `f_{m,s}(x)` (n x K each; a MAP network holds its one deterministic output).
+///
+/// At temperature `T` the predictive is
+/// `p_T(c | x) = (1/M) sum_m (1/S_m) sum_s softmax(f_{m,s}(x) / T)_c`
+/// and the expected entropy averages `H[softmax(f_{m,s}(x) / T)]` the same way, so the mutual
+/// information stays `H[p_T] - E H >= 0`. `T = 1` is the model's own predictive; a `T` chosen
+/// on held-out rows is temperature scaling (Guo et al. 2017) applied to every draw
+/// ([`crate::calibration::fit_temperature`]).
+#[derive(Clone, Debug, Default)]
+pub struct LogitSamples {
+    /// Per member, its draws (n x K each).
+    pub members: Vec<Vec<Mat<f64>>>,
+}
+
+impl LogitSamples {
+    /// Rows `n` and classes `K` (0 x 0 without draws).
+    pub fn shape(&self) -> (usize, usize) {
+        self.members
+            .iter()
+            .flatten()
+            .next()
+            .map_or((0, 0), |f| (f.nrows(), f.ncols()))
+    }
+
+    /// The predictive at temperature `t > 0` (see the type). With `t = 1` and one member this
+    /// is [`BayesianMlp::predict_categorical`] bit for bit; with several, the members'
+    /// averages mixed with weight `1/M` as [`crate::Ensemble::predict_categorical`] does.
+    pub fn probabilities(&self, t: f64) -> CategoricalPrediction {
+        let (n, k) = self.shape();
+        let w = 1.0 / self.members.len().max(1) as f64;
+        let inv_t = 1.0 / t;
+        let mut probs = Mat::<f64>::zeros(n, k);
+        let mut expected_entropy = vec![0.0; n];
+        let mut member_probs = Mat::<f64>::zeros(n, k);
+        let mut member_entropy = vec![0.0; n];
+        let mut scaled = Mat::<f64>::zeros(n, k);
+        let mut p = Mat::<f64>::zeros(n, k);
+        for draws in &self.members {
+            let inv = 1.0 / draws.len().max(1) as f64;
+            member_probs.fill(0.0);
+            member_entropy.iter_mut().for_each(|e| *e = 0.0);
+            for f in draws {
+                let f = if inv_t == 1.0 {
+                    f.as_ref()
+                } else {
+                    scaled.copy_from(f);
+                    scaled *= faer::Scale(inv_t);
+                    scaled.as_ref()
+                };
+                bali_kernels::softmax_rows(f, p.as_mut());
+                for i in 0..n {
+                    member_entropy[i] += inv * row_entropy((0..k).map(|c| p[(i, c)]));
+                    for c in 0..k {
+                        member_probs[(i, c)] += inv * p[(i, c)];
+                    }
+                }
+            }
+            if self.members.len() == 1 {
+                return CategoricalPrediction {
+                    probs: member_probs,
+                    expected_entropy: member_entropy,
+                };
+            }
+            probs += &member_probs * faer::Scale(w);
+            for (a, e) in expected_entropy.iter_mut().zip(&member_entropy) {
+                *a += w * e;
+            }
+        }
+        CategoricalPrediction {
+            probs,
+            expected_entropy,
+        }
+    }
+}
+
 /// A Bayesian MLP: every layer's matrix-normal posterior, with what prediction needs.
 #[derive(Clone, Debug)]
 pub struct BayesianMlp<T> {
@@ -374,6 +450,24 @@ impl BayesianMlp<f64> {
         mode: PredictMode,
         rng: &mut StdRng,
     ) -> Result<CategoricalPrediction> {
+        Ok(LogitSamples {
+            members: vec![self.predict_logits(x, s, mode, rng)?],
+        }
+        .probabilities(1.0))
+    }
+
+    /// `s` sampled logits `f_s(x)` (n x K each) of a categorical model for raw inputs `x`
+    /// (standardized as in training): the draws [`BayesianMlp::predict_categorical`]
+    /// averages, kept for a temperature to be chosen on them ([`LogitSamples`]).
+    ///
+    /// Errors: as [`BayesianMlp::predict_categorical`].
+    pub fn predict_logits(
+        &self,
+        x: MatRef<'_, f64>,
+        s: usize,
+        mode: PredictMode,
+        rng: &mut StdRng,
+    ) -> Result<Vec<Mat<f64>>> {
         if s == 0 {
             return Err(BaliError::InvalidOption {
                 name: "samples",
@@ -390,25 +484,7 @@ impl BayesianMlp<f64> {
         }
         let mut scaled = Mat::zeros(0, 0);
         let x = self.model_inputs(x, &mut scaled);
-        let samples = self.predict_samples(x, s, mode, rng)?;
-        let (n, k) = (x.nrows(), self.mlp.num_outputs());
-        let inv = 1.0 / s as f64;
-        let mut probs = Mat::<f64>::zeros(n, k);
-        let mut expected_entropy = vec![0.0; n];
-        let mut p = Mat::<f64>::zeros(n, k);
-        for f in &samples {
-            bali_kernels::softmax_rows(f.as_ref(), p.as_mut());
-            for i in 0..n {
-                expected_entropy[i] += inv * row_entropy((0..k).map(|c| p[(i, c)]));
-                for c in 0..k {
-                    probs[(i, c)] += inv * p[(i, c)];
-                }
-            }
-        }
-        Ok(CategoricalPrediction {
-            probs,
-            expected_entropy,
-        })
+        self.predict_samples(x, s, mode, rng)
     }
 
     /// Predictive mean and variance of a Gaussian model for raw inputs `x` (n x d_0, in the

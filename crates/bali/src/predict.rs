@@ -12,7 +12,7 @@ use rand::SeedableRng;
 
 use crate::error::Result;
 pub use crate::model::PredictMode;
-use crate::model::{BayesianMlp, CategoricalPrediction, GaussianPrediction};
+use crate::model::{BayesianMlp, CategoricalPrediction, GaussianPrediction, LogitSamples};
 
 /// Something that draws predictive samples of the network output (n x d_L each).
 pub trait Predictor<T> {
@@ -141,6 +141,18 @@ impl Ensemble<BayesianMlp<f64>> {
         mode: PredictMode,
         seed: u64,
     ) -> Result<CategoricalPrediction> {
+        Ok(self.predict_logits(x, s, mode, seed)?.probabilities(1.0))
+    }
+
+    /// The sampled logits behind [`Ensemble::predict_categorical`] (the same draws), for a
+    /// temperature chosen on them.
+    pub fn predict_logits(
+        &self,
+        x: MatRef<'_, f64>,
+        s: usize,
+        mode: PredictMode,
+        seed: u64,
+    ) -> Result<LogitSamples> {
         let k = self.members.len();
         if k == 0 {
             return Err(crate::BaliError::NotFitted {
@@ -148,31 +160,16 @@ impl Ensemble<BayesianMlp<f64>> {
             });
         }
         let per = if k == 1 { s } else { s.div_ceil(k).max(1) };
-        let mut out: Option<CategoricalPrediction> = None;
-        let w = 1.0 / k as f64;
-        for (m, member) in self.members.iter().enumerate() {
-            let mut rng = StdRng::seed_from_u64(Self::sample_seed(seed, m));
-            let p = member.predict_categorical(x, per, mode, &mut rng)?;
-            if k == 1 {
-                return Ok(p);
-            }
-            out = Some(match out {
-                None => CategoricalPrediction {
-                    probs: &p.probs * faer::Scale(w),
-                    expected_entropy: p.expected_entropy.iter().map(|e| w * e).collect(),
-                },
-                Some(mut acc) => {
-                    acc.probs += &p.probs * faer::Scale(w);
-                    for (a, e) in acc.expected_entropy.iter_mut().zip(&p.expected_entropy) {
-                        *a += w * e;
-                    }
-                    acc
-                }
-            });
-        }
-        out.ok_or(crate::BaliError::NotFitted {
-            what: "ensemble members",
-        })
+        let members = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(m, member)| {
+                let mut rng = StdRng::seed_from_u64(Self::sample_seed(seed, m));
+                member.predict_logits(x, per, mode, &mut rng)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LogitSamples { members })
     }
 }
 
