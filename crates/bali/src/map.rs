@@ -4,7 +4,7 @@
 
 use std::ops::ControlFlow;
 
-use bali_autodiff::{Adam, Mlp};
+use bali_autodiff::{Adam, Mlp, Trace};
 use bali_kernels::{Activation, ParPolicy, Scalar};
 use faer::{Mat, MatRef, Par};
 use rand::rngs::StdRng;
@@ -13,6 +13,7 @@ use rand::SeedableRng;
 
 use crate::error::{BaliError, Result};
 use crate::likelihood::Likelihood;
+use crate::train::{fit_layer_buffers, fit_shape};
 
 /// Learning-rate schedule of the Adam baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -120,6 +121,35 @@ pub struct MapNet<T> {
     cursor: usize,
     step: u64,
     policy: ParPolicy,
+    /// `sum_l p_l q_l` (weights per row of a forward pass, for the flop count).
+    weight_count: usize,
+    workspace: MapWorkspace<T>,
+}
+
+/// The buffers of a MAP step, kept between steps: the forward trace, the loss seed, the
+/// backward `G_l`, the weight gradients and the gathered mini-batch.
+#[derive(Clone, Debug)]
+struct MapWorkspace<T> {
+    trace: Trace<T>,
+    seed: Mat<T>,
+    gs: Vec<Mat<T>>,
+    grads: Vec<Mat<T>>,
+    batch_x: Mat<T>,
+    batch_y: Mat<T>,
+}
+
+impl<T: Scalar> MapWorkspace<T> {
+    /// Empty buffers (sized by the first step).
+    fn new() -> Self {
+        MapWorkspace {
+            trace: Trace::default(),
+            seed: Mat::zeros(0, 0),
+            gs: Vec::new(),
+            grads: Vec::new(),
+            batch_x: Mat::zeros(0, 0),
+            batch_y: Mat::zeros(0, 0),
+        }
+    }
 }
 
 impl<T: Scalar> MapNet<T> {
@@ -153,6 +183,7 @@ impl<T: Scalar> MapNet<T> {
         let adam = Adam::new(T::of(config.lr), T::zero(), &mlp.layer_shapes());
         Ok(MapNet {
             policy: ParPolicy::with_threads(config.threads),
+            weight_count: mlp.layer_shapes().iter().map(|&(p, q)| p * q).sum(),
             mlp,
             config,
             weights,
@@ -161,6 +192,7 @@ impl<T: Scalar> MapNet<T> {
             order: Vec::new(),
             cursor: usize::MAX,
             step: 0,
+            workspace: MapWorkspace::new(),
         })
     }
 
@@ -207,23 +239,35 @@ impl<T: Scalar> MapNet<T> {
             self.cursor = usize::MAX;
         }
         for _ in 0..iterations {
-            let batch_rows: (Mat<T>, Mat<T>);
-            let (xs, ys) = if batch >= n {
-                (x, y)
+            if batch >= n {
+                self.step(x, y)?;
             } else {
                 if self.cursor.saturating_add(batch) > n {
                     self.order.shuffle(&mut self.rng);
                     self.cursor = 0;
                 }
-                let rows = &self.order[self.cursor..self.cursor + batch];
+                // The batch rows gathered into the workspace (no allocation after the first).
+                let mut bx = std::mem::replace(&mut self.workspace.batch_x, Mat::zeros(0, 0));
+                let mut by = std::mem::replace(&mut self.workspace.batch_y, Mat::zeros(0, 0));
+                fit_shape(&mut bx, batch, x.ncols());
+                fit_shape(&mut by, batch, y.ncols());
+                for (r, &i) in self.order[self.cursor..self.cursor + batch]
+                    .iter()
+                    .enumerate()
+                {
+                    for j in 0..x.ncols() {
+                        bx[(r, j)] = x[(i, j)];
+                    }
+                    for j in 0..y.ncols() {
+                        by[(r, j)] = y[(i, j)];
+                    }
+                }
                 self.cursor += batch;
-                batch_rows = (
-                    Mat::from_fn(batch, x.ncols(), |r, j| x[(rows[r], j)]),
-                    Mat::from_fn(batch, y.ncols(), |r, j| y[(rows[r], j)]),
-                );
-                (batch_rows.0.as_ref(), batch_rows.1.as_ref())
-            };
-            self.step(xs, ys)?;
+                let stepped = self.step(bx.as_ref(), by.as_ref());
+                self.workspace.batch_x = bx;
+                self.workspace.batch_y = by;
+                stepped?;
+            }
             if callback(self).is_break() {
                 break;
             }
@@ -236,16 +280,27 @@ impl<T: Scalar> MapNet<T> {
     /// `ell = (y - f)^2 / 2`, categorical the cross-entropy with one-hot `y`): forward,
     /// `d ell / dF` from the likelihood, backward, `dW_l = X_l^T G_l`, `dW / B + wd W`,
     /// [`Adam::step`] at the schedule's rate. Returns the mean loss `ell / B` before the step.
+    /// After the first step at a batch size, a step allocates nothing (its buffers live in
+    /// the network's workspace).
     pub fn step(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<T> {
-        let b = x.nrows();
-        let flops: f64 = self
-            .mlp
-            .layer_shapes()
-            .iter()
-            .map(|&(p, q)| 2.0 * (b * p * q) as f64)
-            .sum();
+        let flops: f64 = 2.0 * x.nrows() as f64 * self.weight_count as f64;
         let par = self.policy.par(flops);
-        let trace = self.mlp.forward(&self.weights, x, par)?;
+        let mut trace = std::mem::take(&mut self.workspace.trace);
+        let result = self.step_with(&mut trace, x, y, par);
+        self.workspace.trace = trace;
+        result
+    }
+
+    /// [`MapNet::step`] with the trace buffer taken out of the workspace.
+    fn step_with(
+        &mut self,
+        trace: &mut Trace<T>,
+        x: MatRef<'_, T>,
+        y: MatRef<'_, T>,
+        par: Par,
+    ) -> Result<T> {
+        let b = x.nrows();
+        self.mlp.forward_into(&self.weights, x, trace, par)?;
         let f = trace.output();
         if y.nrows() != b || y.ncols() != f.ncols() {
             return Err(BaliError::Shape {
@@ -263,15 +318,22 @@ impl<T: Scalar> MapNet<T> {
                 step: self.step,
             });
         }
-        let mut seed = Mat::<T>::zeros(b, f.ncols());
-        likelihood.seed_into(seed.as_mut(), f, y);
-        let gs = self
-            .mlp
-            .backward(&self.weights, &trace, seed.as_ref(), par)?;
-        let mut grads = self.mlp.weight_grads(&trace, &gs, par)?;
+        let ws = &mut self.workspace;
+        fit_shape(&mut ws.seed, b, f.ncols());
+        likelihood.seed_into(ws.seed.as_mut(), f, y);
+        fit_layer_buffers(&mut ws.gs, &self.mlp.dims[1..], b);
+        self.mlp
+            .backward_into(&self.weights, trace, ws.seed.as_ref(), &mut ws.gs, par)?;
+        ws.grads
+            .resize_with(self.weights.len(), || Mat::zeros(0, 0));
+        for (g, w) in ws.grads.iter_mut().zip(&self.weights) {
+            fit_shape(g, w.nrows(), w.ncols());
+        }
+        self.mlp
+            .weight_grads_into(trace, &ws.gs, &mut ws.grads, par)?;
         let inv_b = T::one() / T::of(b as f64);
         let wd = T::of(self.config.weight_decay);
-        for (g, w) in grads.iter_mut().zip(&self.weights) {
+        for (g, w) in ws.grads.iter_mut().zip(&self.weights) {
             let p = w.nrows();
             for j in 0..w.ncols() {
                 for i in 0..p {
@@ -281,7 +343,7 @@ impl<T: Scalar> MapNet<T> {
             }
         }
         self.adam.lr = T::of(self.config.schedule.rate(self.config.lr, self.step));
-        self.adam.step(&mut self.weights, &grads)?;
+        self.adam.step(&mut self.weights, &ws.grads)?;
         self.step += 1;
         Ok(T::of(value))
     }

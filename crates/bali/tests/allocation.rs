@@ -1,6 +1,7 @@
 //! A training step after the first allocates nothing: every `Trainer` step is run under a
 //! counting global allocator (this test binary only), for both formulations, both hidden
-//! preconditioners, one and two hidden layers, full batch and mini-batches, `f64` and `f32`.
+//! preconditioners, one and two hidden layers, full batch and mini-batches, `f64` and `f32`;
+//! and every MAP (Adam) step after the first, for both likelihoods.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -179,6 +180,39 @@ fn check_classes(dims: &[usize], config: BaliConfig, label: &str) {
         count, 0,
         "{label}: {count} allocations in 5 steps after the first 3"
     );
+}
+
+#[test]
+fn map_steps_after_the_first_allocate_nothing() {
+    use bali::likelihood::Likelihood;
+    use bali::map::{LrSchedule, MapConfig, MapNet};
+    for likelihood in [Likelihood::Gaussian, Likelihood::Categorical] {
+        for batch_size in [None, Some(16)] {
+            let dims = vec![3, 8, 6, 3];
+            let n = 64;
+            let (x, _) = data::<f64>(n, 3, 1);
+            let y = Mat::from_fn(n, 3, |i, c| if (i * 5) % 3 == c { 1.0 } else { 0.0 });
+            let config = MapConfig {
+                likelihood,
+                batch_size,
+                schedule: LrSchedule::Cosine { horizon: 20 },
+                ..MapConfig::default()
+            };
+            let label = format!("MAP {likelihood:?} batch {batch_size:?}");
+            let mut net = MapNet::<f64>::new(dims, config, 1).expect("valid options");
+            let go = |_: &MapNet<f64>| std::ops::ControlFlow::Continue(());
+            net.fit(x.as_ref(), y.as_ref(), 3, go)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let count = allocations_of(|| {
+                net.fit(x.as_ref(), y.as_ref(), 5, go)
+                    .unwrap_or_else(|e| panic!("{label}: {e}"));
+            });
+            assert_eq!(
+                count, 0,
+                "{label}: {count} allocations in 5 steps after the first 3"
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,12 +1,18 @@
 //! Softmax-categorical training (ALGORITHM.md 3.2, classification paragraph): the output
 //! layer's full-batch step against its closed form, the categorical Fisher factors of the
 //! hidden layers against a finite-difference Jacobian (exact and sampled), learning a toy
-//! problem with both formulations, and determinism for a seed.
+//! problem with both formulations, determinism for a seed, and the protocol's temperature
+//! and shared carve selection.
 
 use std::ops::ControlFlow;
 
+use bali::classify::{
+    finish_classification, run_classification, select_on_carve, ClassMethod, ClassOptions,
+    ClassProblem, LabelledSet, OodSet,
+};
 use bali::config::{BaliConfig, Fisher, Formulation, Preconditioner};
 use bali::likelihood::Likelihood;
+use bali::map::MapConfig;
 use bali::predict::{Ensemble, PredictMode};
 use bali::train::Trainer;
 use bali_autodiff::Mlp;
@@ -309,4 +315,112 @@ fn classification_is_deterministic_for_a_seed_and_refuses_one_output() {
         .model()
         .predict_categorical(x.as_ref(), 2, PredictMode::Weights, &mut rng)
         .is_err());
+}
+
+/// The blobs as a protocol problem with one far-away OOD set.
+fn blob_problem() -> ClassProblem {
+    let (x, _, labels) = blobs(300, 11);
+    let (xt, _, lt) = blobs(90, 12);
+    ClassProblem {
+        train: LabelledSet { x, labels },
+        test: LabelledSet { x: xt, labels: lt },
+        ood: vec![OodSet {
+            name: "far".into(),
+            x: Mat::from_fn(60, 2, |i, j| 9.0 + 0.05 * (i * (j + 1)) as f64),
+        }],
+        shift: Vec::new(),
+    }
+}
+
+#[test]
+fn the_protocol_chooses_a_temperature_on_the_carve() {
+    let problem = blob_problem();
+    let dims = [2, 8, 3];
+    let grid = vec![ClassMethod::Bali(BaliConfig {
+        wd: 1.0,
+        ..BaliConfig::classification()
+    })];
+    let options = ClassOptions {
+        max_iterations: 20,
+        samples: 10,
+        ..ClassOptions::default()
+    };
+    let tempered = run_classification(&grid, &dims, &problem, &options, |_, _, _| {}).unwrap();
+    for c in &tempered.curve {
+        assert!(c.temperature > 0.0 && c.temperature.is_finite());
+        assert!(c.valid_nll <= c.valid_nll_untempered, "{c:?}");
+    }
+    let chosen = tempered
+        .curve
+        .iter()
+        .min_by(|a, b| a.valid_nll.total_cmp(&b.valid_nll))
+        .unwrap();
+    assert_eq!(tempered.temperature, chosen.temperature);
+    assert_eq!(tempered.iterations, chosen.iterations);
+    assert!(tempered.test.accuracy > 0.9, "{:?}", tempered.test);
+    let plain = run_classification(
+        &grid,
+        &dims,
+        &problem,
+        &ClassOptions {
+            temperature: false,
+            ..options.clone()
+        },
+        |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(plain.temperature, 1.0);
+    for c in &plain.curve {
+        assert_eq!((c.temperature, c.valid_nll), (1.0, c.valid_nll_untempered));
+    }
+    // The temperature changes the predictive, not the networks: the untempered curves agree.
+    for (a, b) in tempered.curve.iter().zip(&plain.curve) {
+        assert_eq!(a.valid_nll_untempered, b.valid_nll_untempered);
+    }
+}
+
+#[test]
+fn one_carve_selection_serves_map_and_its_laplace() {
+    let problem = blob_problem();
+    let dims = [2, 8, 3];
+    let config = MapConfig {
+        lr: 1e-2,
+        batch_size: Some(32),
+        likelihood: Likelihood::Categorical,
+        ..MapConfig::default()
+    };
+    let options = ClassOptions {
+        max_iterations: 60,
+        samples: 10,
+        ..ClassOptions::default()
+    };
+    let map = vec![ClassMethod::Map(config.clone())];
+    let laplace = vec![ClassMethod::Laplace(config)];
+    let selection = select_on_carve(&map, &dims, &problem.train, &options, |_, _, _| {}).unwrap();
+    assert_eq!(
+        select_on_carve(&laplace, &dims, &problem.train, &options, |_, _, _| {}).unwrap(),
+        selection
+    );
+    let split = finish_classification(
+        &map,
+        selection.clone(),
+        &dims,
+        &problem,
+        &options,
+        |_, _, _| {},
+    )
+    .unwrap();
+    let whole = run_classification(&map, &dims, &problem, &options, |_, _, _| {}).unwrap();
+    assert_eq!(
+        (split.test.clone(), split.temperature),
+        (whole.test, whole.temperature)
+    );
+    let post = finish_classification(&laplace, selection, &dims, &problem, &options, |_, _, _| {})
+        .unwrap();
+    assert_eq!(post.iterations, split.iterations);
+    assert!(post.prior_precision.is_some());
+    // A selection naming a grid point the grid lacks is an error, not a panic.
+    let mut bad = select_on_carve(&map, &dims, &problem.train, &options, |_, _, _| {}).unwrap();
+    bad.best.grid = 3;
+    assert!(finish_classification(&map, bad, &dims, &problem, &options, |_, _, _| {}).is_err());
 }

@@ -126,14 +126,18 @@ impl<T: Scalar> Workspace<T> {
 }
 
 /// `m` reshaped to `rows x cols` (kept when it has that shape, else new zeros).
-fn fit_shape<T: Scalar>(m: &mut Mat<T>, rows: usize, cols: usize) {
+pub(crate) fn fit_shape<T: Scalar>(m: &mut Mat<T>, rows: usize, cols: usize) {
     if m.nrows() != rows || m.ncols() != cols {
         *m = Mat::zeros(rows, cols);
     }
 }
 
 /// `buffers` as `rows x widths[l]` matrices, one per layer (kept where they fit).
-fn fit_layer_buffers<T: Scalar>(buffers: &mut Vec<Mat<T>>, widths: &[usize], rows: usize) {
+pub(crate) fn fit_layer_buffers<T: Scalar>(
+    buffers: &mut Vec<Mat<T>>,
+    widths: &[usize],
+    rows: usize,
+) {
     buffers.resize_with(widths.len(), || Mat::zeros(0, 0));
     for (m, &q) in buffers.iter_mut().zip(widths) {
         fit_shape(m, rows, q);
