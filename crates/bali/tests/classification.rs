@@ -332,9 +332,30 @@ fn blob_problem() -> ClassProblem {
     }
 }
 
+/// Overlapping blobs (noise 1.6): enough validation errors (about 20%) for a temperature.
+fn overlapping_blob_problem() -> ClassProblem {
+    let rows = |n: usize, seed: u64| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let centres = [(-2.0, 0.0), (2.0, 0.0), (0.0, 2.5)];
+        let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
+        let x = Mat::from_fn(n, 2, |i, j| {
+            let c = centres[labels[i]];
+            let e: f64 = rng.sample(StandardNormal);
+            (if j == 0 { c.0 } else { c.1 }) + 1.6 * e
+        });
+        LabelledSet { x, labels }
+    };
+    ClassProblem {
+        train: rows(600, 21),
+        test: rows(300, 22),
+        ood: Vec::new(),
+        shift: Vec::new(),
+    }
+}
+
 #[test]
 fn the_protocol_chooses_a_temperature_on_the_carve() {
-    let problem = blob_problem();
+    let problem = overlapping_blob_problem();
     let dims = [2, 8, 3];
     let grid = vec![ClassMethod::Bali(BaliConfig {
         wd: 1.0,
@@ -357,7 +378,10 @@ fn the_protocol_chooses_a_temperature_on_the_carve() {
         .unwrap();
     assert_eq!(tempered.temperature, chosen.temperature);
     assert_eq!(tempered.iterations, chosen.iterations);
-    assert!(tempered.test.accuracy > 0.9, "{:?}", tempered.test);
+    // About 24 validation errors: a temperature is identified and it helps on the carve.
+    assert!(tempered.temperature != 1.0, "{chosen:?}");
+    assert!(chosen.valid_nll < chosen.valid_nll_untempered, "{chosen:?}");
+    assert!(tempered.test.accuracy > 0.6, "{:?}", tempered.test);
     let plain = run_classification(
         &grid,
         &dims,
