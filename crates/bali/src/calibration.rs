@@ -58,7 +58,8 @@ pub fn fit_temperature(logits: &LogitSamples, labels: &[usize]) -> Result<Temper
             reason: "a temperature needs held-out predictions",
         });
     }
-    let nll_untempered = nll_at(logits, labels, 1.0)?;
+    let untempered_prediction = logits.probabilities(1.0);
+    let nll_untempered = nll(untempered_prediction.probs.as_ref(), labels)?;
     if !nll_untempered.is_finite() {
         return Err(BaliError::NonFinite {
             what: "held-out NLL at temperature 1",
@@ -71,8 +72,7 @@ pub fn fit_temperature(logits: &LogitSamples, labels: &[usize]) -> Result<Temper
         nll: nll_untempered,
         nll_untempered,
     };
-    let errors = logits
-        .probabilities(1.0)
+    let errors = untempered_prediction
         .predicted_classes()
         .iter()
         .zip(labels)

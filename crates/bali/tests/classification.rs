@@ -60,13 +60,18 @@ fn categorical_fisher(p: MatRef<'_, f64>) -> Mat<f64> {
 
 /// Three Gaussian blobs in 2-D, labels one-hot.
 fn blobs(n: usize, seed: u64) -> (Mat<f64>, Mat<f64>, Vec<usize>) {
+    blobs_with_noise(n, seed, 0.6)
+}
+
+/// Three Gaussian blobs in 2-D with noise sd `noise`: inputs, one-hot targets, labels.
+fn blobs_with_noise(n: usize, seed: u64, noise: f64) -> (Mat<f64>, Mat<f64>, Vec<usize>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let centres = [(-2.0, 0.0), (2.0, 0.0), (0.0, 2.5)];
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
     let x = Mat::from_fn(n, 2, |i, j| {
         let c = centres[labels[i]];
         let e: f64 = rng.sample(StandardNormal);
-        (if j == 0 { c.0 } else { c.1 }) + 0.6 * e
+        (if j == 0 { c.0 } else { c.1 }) + noise * e
     });
     let y = Mat::from_fn(n, 3, |i, c| if labels[i] == c { 1.0 } else { 0.0 });
     (x, y, labels)
@@ -335,14 +340,7 @@ fn blob_problem() -> ClassProblem {
 /// Overlapping blobs (noise 1.6): enough validation errors (about 20%) for a temperature.
 fn overlapping_blob_problem() -> ClassProblem {
     let rows = |n: usize, seed: u64| {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let centres = [(-2.0, 0.0), (2.0, 0.0), (0.0, 2.5)];
-        let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
-        let x = Mat::from_fn(n, 2, |i, j| {
-            let c = centres[labels[i]];
-            let e: f64 = rng.sample(StandardNormal);
-            (if j == 0 { c.0 } else { c.1 }) + 1.6 * e
-        });
+        let (x, _, labels) = blobs_with_noise(n, seed, 1.6);
         LabelledSet { x, labels }
     };
     ClassProblem {
