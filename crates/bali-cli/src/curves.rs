@@ -22,7 +22,8 @@ pub struct CurvesArgs {
     /// Folder holding the UCI data sets (default: ../shared/data/uci, or $BALI_DATA).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Data set (boston, concrete, energy, kin8nm, naval, power, protein, wine, yacht).
+    /// Data set (boston, concrete, energy, kin8nm, naval, power, protein, wine, yacht, or any
+    /// other folder under `--data` in their layout).
     #[arg(long)]
     pub dataset: String,
     /// Split index.

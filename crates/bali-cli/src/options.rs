@@ -2,7 +2,7 @@
 //! flattened into each), mapped onto the library's [`Overrides`]: an option given here
 //! replaces the preset's value and is not searched by the options grid.
 
-use bali::config::{Formulation, Preconditioner};
+use bali::config::{Formulation, Preconditioner, WdScale};
 use bali::{Overrides, Preset};
 use bali_kernels::Activation;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
@@ -45,6 +45,13 @@ pub struct TrainOptions {
     /// Weight decay: of the hidden prior (BALI, >= 0) or the L2 decay of Adam (map).
     #[arg(long)]
     pub wd: Option<f64>,
+    /// What BALI's `--wd` is measured against: `absolute` (the proximal prior's shrinkage is
+    /// `wd`; its penalty is curvature-weighted, `(wd / 2 alpha) tr(W D W^T)`) or `curvature`
+    /// (the shrinkage is `alpha wd / (tr D / q)` every step: a ridge `(wd / 2) |W|^2` under
+    /// the scalar preconditioner, whatever `alpha`, the data and the layer).
+    #[arg(long, value_parser = PossibleValuesParser::new(["absolute", "curvature"])
+          .try_map(|s| s.parse::<WdScale>()))]
+    pub wd_scale: Option<WdScale>,
     /// Prior precision lambda of the hidden layers (BALI), > 0.
     #[arg(long)]
     pub lambda: Option<f64>,
@@ -105,6 +112,7 @@ impl TrainOptions {
             alpha: self.alpha,
             gamma: self.gamma,
             wd: self.wd,
+            wd_scale: self.wd_scale,
             lambda: self.lambda,
             beta: self.beta,
             batch_size: self.batch_size,

@@ -19,7 +19,10 @@ pub struct UciArgs {
     /// Folder holding the UCI data sets (default: ../shared/data/uci, or $BALI_DATA).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Data set: boston, concrete, energy, kin8nm, naval, power, protein, wine, yacht.
+    /// Data set: boston, concrete, energy, kin8nm, naval, power, protein, wine, yacht, or the
+    /// name of any other folder under `--data` in the same layout (`data.txt`, the index files,
+    /// `n_splits.txt`, `n_hidden.txt`, `n_epochs.txt`), such as those `benches/wider/make_data.py`
+    /// writes.
     #[arg(long)]
     pub dataset: String,
     /// Method and training options.
@@ -40,6 +43,11 @@ pub struct UciArgs {
     /// full batch and 10000 mini-batch).
     #[arg(long)]
     pub max_iterations: Option<usize>,
+    /// Checkpoints without held-out improvement after which the carve search of a grid point
+    /// stops, >= 1, or `all` (every checkpoint up to the cap; the best is taken) [default: the
+    /// method's, 2 for BALI, all for map].
+    #[arg(long, value_parser = parse_patience)]
+    pub patience: Option<usize>,
     /// Only the default options (no held-out grid over options).
     #[arg(long)]
     pub no_grid: bool,
@@ -60,6 +68,7 @@ struct SplitLine<'a> {
     members: usize,
     test_ll: f64,
     rmse: f64,
+    train_rmse: f64,
     coverage50: f64,
     coverage90: f64,
     coverage95: f64,
@@ -114,6 +123,17 @@ pub struct UciSummary {
     pub seconds: f64,
 }
 
+/// `--patience`: a count >= 1, or `all` (no early stop).
+pub fn parse_patience(s: &str) -> Result<usize, String> {
+    if s == "all" {
+        return Ok(usize::MAX);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a count >= 1 or `all`")),
+    }
+}
+
 /// Runs the protocol on every requested split and writes the results.
 pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::CliError> {
     let start = Instant::now();
@@ -143,7 +163,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         members,
         samples: args.samples,
         max_iterations,
-        patience: preset.patience(),
+        patience: args.patience.unwrap_or(preset.patience()),
         threads: args.train.options.threads.unwrap_or(1),
         seed: args.seed,
         ..ProtocolOptions::default()
@@ -176,6 +196,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
                 members,
                 test_ll: r.test_ll,
                 rmse: r.rmse,
+                train_rmse: r.train_rmse,
                 coverage50: r.coverage[0],
                 coverage90: r.coverage[1],
                 coverage95: r.coverage[2],

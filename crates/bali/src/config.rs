@@ -89,6 +89,49 @@ impl std::str::FromStr for Fisher {
     }
 }
 
+/// What the weight decay `wd` of the step-5 layers is measured against (`Improved`).
+///
+/// With the proximal prior `Lambda_0 = lambda I + s E` (`E = diag(1, .., 1, 0)`, the bias row
+/// not shrunk) and `Lambda_0 M_0 = lambda M_prev`, a layer's posterior mean is at a fixed
+/// point exactly when `X^T G + (s / alpha) E M D = 0`: the gradient of the summed loss plus a
+/// penalty `(s / 2 alpha) tr(E M D M^T)` weighted by the damped curvature `D` (q x q). `D`'s
+/// size differs between layers, data sets and iterations, so one `s` means different things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WdScale {
+    /// `s = wd`: the penalty `(wd / 2 alpha) tr(E M D M^T)`.
+    #[default]
+    Absolute,
+    /// `s = alpha wd / dbar` with `dbar = tr D / q = (1 + gamma) tr C~ / q + floor_abs`, set
+    /// every step: the fixed point is `X^T G + wd E M (D / dbar) = 0`, a penalty
+    /// `(wd / 2) tr(E M Dhat M^T)` whose curvature weight `Dhat = D / dbar` has mean
+    /// eigenvalue 1 (exactly the ridge `(wd / 2) |E M|^2` under the `Scalar` preconditioner)
+    /// and which does not depend on `alpha`.
+    Curvature,
+}
+
+impl WdScale {
+    /// Name as printed and stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            WdScale::Absolute => "absolute",
+            WdScale::Curvature => "curvature",
+        }
+    }
+}
+
+impl std::str::FromStr for WdScale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "absolute" | "Absolute" => Ok(WdScale::Absolute),
+            "curvature" | "Curvature" => Ok(WdScale::Curvature),
+            _ => Err(format!(
+                "unknown wd scale `{s}` (expected absolute or curvature)"
+            )),
+        }
+    }
+}
+
 /// Column-covariance model `Sigma_l` of a layer (ALGORITHM.md section 2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SigmaSpec {
@@ -122,6 +165,8 @@ pub struct BaliConfig {
     pub lambda_out: f64,
     /// Weight decay `wd` of the hidden prior (`Improved`; the bias row is not shrunk).
     pub wd: f64,
+    /// What `wd` is measured against (see [`WdScale`]).
+    pub wd_scale: WdScale,
     /// Column covariance of the hidden layers.
     pub hidden_sigma: SigmaSpec,
     /// Column covariance of the output layer.
@@ -160,6 +205,7 @@ impl Default for BaliConfig {
             lambda: 1.0,
             lambda_out: 1.0,
             wd: 0.0,
+            wd_scale: WdScale::Absolute,
             hidden_sigma: SigmaSpec::Learned {
                 nu0_extra: 2.0,
                 s0_sq: 1e-6,

@@ -230,6 +230,10 @@ pub struct TestResult {
     pub test_ll: f64,
     /// Test RMSE of the predictive mean in original units.
     pub rmse: f64,
+    /// RMSE of the predictive mean (20 samples at most) on the training rows it was trained
+    /// on, original units: against `rmse` it tells overfitting (far below the noise) from
+    /// underfitting (near the test figure).
+    pub train_rmse: f64,
     /// Coverage of the central 50/90/95% predictive intervals.
     pub coverage: [f64; 3],
     /// Predictive noise variance used (standardized units).
@@ -356,9 +360,19 @@ pub fn run_split(
     let mean = metrics::predictive_mean(&refs);
     let rmse = metrics::rmse(mean.as_ref(), yt) * split.y_scale;
     let cov = metrics::interval_coverage(&refs, sigma2, yt, &[0.5, 0.9, 0.95]);
+    let train_samples = ens.predict_samples(
+        x,
+        options.samples.min(20),
+        PredictMode::Weights,
+        options.seed ^ 0x3C3C,
+    )?;
+    let train_refs: Vec<MatRef<'_, f64>> = train_samples.iter().map(|s| s.as_ref()).collect();
+    let train_rmse =
+        metrics::rmse(metrics::predictive_mean(&train_refs).as_ref(), y) * split.y_scale;
     Ok(TestResult {
         test_ll,
         rmse,
+        train_rmse,
         coverage: [cov[0], cov[1], cov[2]],
         sigma2,
         iterations,

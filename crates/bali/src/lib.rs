@@ -35,7 +35,7 @@ pub mod model_file;
 pub mod predict;
 pub mod train;
 
-pub use config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec};
+pub use config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec, WdScale};
 pub use error::{BaliError, Result};
 pub use likelihood::Likelihood;
 pub use method::{Learner, Method, Overrides, Preset};

@@ -12,7 +12,7 @@ use bali_kernels::{Activation, Scalar};
 use faer::{Mat, MatRef};
 use rand::rngs::StdRng;
 
-use crate::config::{BaliConfig, Formulation, Preconditioner};
+use crate::config::{BaliConfig, Formulation, Preconditioner, WdScale};
 use crate::error::{BaliError, Result};
 use crate::map::{LrSchedule, MapConfig, MapNet};
 use crate::predict::{PredictMode, Predictor};
@@ -167,6 +167,8 @@ pub struct Overrides {
     pub gamma: Option<f64>,
     /// Weight decay `wd` of the hidden prior (BALI; for MAP the L2 weight decay).
     pub wd: Option<f64>,
+    /// What BALI's `wd` is measured against.
+    pub wd_scale: Option<WdScale>,
     /// Prior precision `lambda` of the hidden layers.
     pub lambda: Option<f64>,
     /// EMA forgetting factor `beta`.
@@ -193,6 +195,7 @@ impl Overrides {
         note(self.alpha.is_some(), "alpha");
         note(self.gamma.is_some(), "gamma");
         note(self.lambda.is_some(), "lambda");
+        note(self.wd_scale.is_some(), "wd_scale");
         note(self.beta.is_some(), "beta");
         out
     }
@@ -215,6 +218,9 @@ impl Overrides {
         }
         if let Some(v) = self.lambda {
             c.lambda = v;
+        }
+        if let Some(v) = self.wd_scale {
+            c.wd_scale = v;
         }
         if self.beta.is_some() {
             c.beta = self.beta;

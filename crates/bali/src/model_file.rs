@@ -53,7 +53,7 @@ use faer::Mat;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde_json::{json, Value};
 
-use crate::config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec};
+use crate::config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec, WdScale};
 use crate::data::Standardizer;
 use crate::error::{BaliError, Result};
 use crate::likelihood::Likelihood;
@@ -225,6 +225,7 @@ pub fn config_to_json(c: &BaliConfig) -> Value {
         "lambda": c.lambda,
         "lambda_out": c.lambda_out,
         "wd": c.wd,
+        "wd_scale": c.wd_scale.name(),
         "hidden_sigma": sigma(c.hidden_sigma),
         "output_sigma": sigma(c.output_sigma),
         "batch_size": c.batch_size,
@@ -316,6 +317,11 @@ pub fn config_from_json(v: &Value) -> std::result::Result<BaliConfig, String> {
         lambda: num("lambda")?,
         lambda_out: num("lambda_out")?,
         wd: num("wd")?,
+        // Absent from files written before the option existed: the absolute scale they used.
+        wd_scale: match v.get("wd_scale") {
+            None => WdScale::Absolute,
+            Some(_) => text("wd_scale")?.parse()?,
+        },
         hidden_sigma: sigma("hidden_sigma")?,
         output_sigma: sigma("output_sigma")?,
         batch_size,

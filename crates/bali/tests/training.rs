@@ -509,3 +509,98 @@ fn one_and_two_threads_give_the_same_bits() {
     }
     assert!(s1 == s2, "predictive samples");
 }
+
+/// The weight decay's meaning (`bali::config::WdScale`), checked on one exact step of a small
+/// problem (full batch, `Scalar` preconditioner, so `D = dbar I`). Step 6 with `Lambda_0 =
+/// lambda I + s E`, `Lambda_0 M_0 = lambda M_prev` gives `Lambda_N (M_new - M_prev) = -(alpha /
+/// dbar) (X^T G + kappa E M_prev)` with `kappa = s dbar / alpha` (`G`: the gradient of `1/2 |F
+/// - Y|^2` at the hidden pre-activations, with the output layer already updated; `E`: the
+/// non-bias rows). A fixed point is then exactly a stationary point of the summed loss plus
+/// the ridge `(kappa / 2) |E M|^2`. Under `Curvature` (`s = alpha wd / dbar`) `kappa = wd`
+/// whatever `alpha`; under `Absolute` (`s = wd`) it is `wd dbar / alpha`.
+#[test]
+fn curvature_scaled_weight_decay_is_a_plain_ridge() {
+    use bali::config::WdScale;
+    let mut rng = StdRng::seed_from_u64(17);
+    let (n, d, h) = (40, 3, 6);
+    let x = randn(&mut rng, n, d);
+    let y = Mat::from_fn(n, 1, |i, _| {
+        x[(i, 0)].sin() + 0.5 * x[(i, 1)] * x[(i, 2)] + 0.1 * rng.sample::<f64, _>(StandardNormal)
+    });
+    let wd = 2.0;
+    // The step from iteration 5 to 6: least-squares fit of Lambda_N (M_new - M_prev) =
+    // a X^T G + b E M_prev over the hidden layer's weights; kappa = b / a, with the fit's
+    // relative residual.
+    let kappa_of = |alpha: f64, wd_scale: WdScale| -> (f64, f64) {
+        let config = BaliConfig {
+            preconditioner: Preconditioner::Scalar,
+            alpha,
+            gamma: 0.1,
+            wd,
+            wd_scale,
+            ..BaliConfig::default()
+        };
+        let mut t = Trainer::<f64>::new(vec![d, h, 1], config, n, 3).unwrap();
+        let go = |_: &Trainer<f64>, _: &_| std::ops::ControlFlow::Continue(());
+        t.fit(x.as_ref(), y.as_ref(), 5, go).unwrap();
+        let prev = t.model().means().to_vec();
+        t.fit(x.as_ref(), y.as_ref(), 1, go).unwrap();
+        let new = t.model().means().to_vec();
+        // G at the old hidden and the new output mean (the output layer goes first).
+        let at = vec![prev[0].clone(), new[1].clone()];
+        let mlp = t.mlp();
+        let trace = mlp.forward(&at, x.as_ref(), faer::Par::Seq).unwrap();
+        let seed = trace.output() - &y;
+        let gs = mlp
+            .backward(&at, &trace, seed.as_ref(), faer::Par::Seq)
+            .unwrap();
+        let g = &mlp.weight_grads(&trace, &gs, faer::Par::Seq).unwrap()[0];
+        let lambda_n = t.posterior(0).row_precision.matrix();
+        let step = &lambda_n * (&new[0] - &prev[0]);
+        let e_m = Mat::from_fn(d + 1, h, |i, j| if i < d { prev[0][(i, j)] } else { 0.0 });
+        // Normal equations of min |step - a g - b e_m|^2.
+        let dot = |u: &Mat<f64>, v: &Mat<f64>| -> f64 {
+            (0..h)
+                .flat_map(|j| (0..=d).map(move |i| (i, j)))
+                .map(|(i, j)| u[(i, j)] * v[(i, j)])
+                .sum()
+        };
+        let (gg, ge, ee, sg, se) = (
+            dot(g, g),
+            dot(g, &e_m),
+            dot(&e_m, &e_m),
+            dot(&step, g),
+            dot(&step, &e_m),
+        );
+        let det = gg * ee - ge * ge;
+        let (a, b) = ((sg * ee - se * ge) / det, (gg * se - ge * sg) / det);
+        let fit = g * faer::Scale(a) + &e_m * faer::Scale(b);
+        let resid = (&step - &fit).norm_l2() / step.norm_l2();
+        assert!(a < 0.0, "the step descends the ridge objective (a = {a})");
+        (b / a, resid)
+    };
+    for alpha in [0.5, 1.0] {
+        let (kappa, resid) = kappa_of(alpha, WdScale::Curvature);
+        assert!(resid < 1e-9, "alpha {alpha}: not a ridge step ({resid:e})");
+        assert!(
+            (kappa - wd).abs() < 1e-8 * wd,
+            "alpha {alpha}: kappa {kappa} != wd {wd}"
+        );
+    }
+    // Absolute: a ridge too, of strength wd dbar / alpha, which moves with alpha.
+    let (k_half, resid_half) = kappa_of(0.5, WdScale::Absolute);
+    let (k_one, resid_one) = kappa_of(1.0, WdScale::Absolute);
+    assert!(
+        resid_half < 1e-9 && resid_one < 1e-9,
+        "absolute: not a ridge step"
+    );
+    assert!(
+        (k_half - wd).abs() > 0.1 * wd,
+        "absolute kappa {k_half} happens to equal wd"
+    );
+    eprintln!("absolute kappa: alpha 0.5 {k_half}, alpha 1 {k_one} (wd {wd})");
+    assert!(
+        k_half > 1.5 * k_one,
+        "absolute kappa {k_half} (alpha 0.5) vs {k_one} (alpha 1)"
+    );
+}

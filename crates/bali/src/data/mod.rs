@@ -165,11 +165,14 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
-    /// A UCI data set name that is neither a folder name nor an alias.
-    #[error("unknown UCI data set {name:?}; known: {known}")]
+    /// A data set name that is neither one of the nine benchmark sets nor a folder under the
+    /// data root.
+    #[error("no data set {name:?}: {dir} is not a folder (the benchmark sets are {known}; any other folder in their layout is read by its name)")]
     UnknownDataset {
         /// The name asked for.
         name: String,
+        /// The folder looked for.
+        dir: PathBuf,
         /// The aliases and folder names known.
         known: String,
     },

@@ -132,18 +132,26 @@ pub struct SplitData {
 }
 
 impl UciDataset {
-    /// Loads `root/<folder>/` where `name` is a folder name (`bostonHousing`) or an alias
-    /// (`boston`), see [`UCI_DATASETS`]. Reads and checks every index file of every split.
+    /// Loads `root/<folder>/`: `name` is one of the nine benchmark sets by folder name
+    /// (`bostonHousing`) or alias (`boston`), see [`UCI_DATASETS`], or the name of any other
+    /// folder under `root` in the same layout (a data set of your own; its `n_splits.txt`,
+    /// `n_hidden.txt` and `n_epochs.txt` say how to run it). Reads and checks every index file
+    /// of every split.
     pub fn load(root: &Path, name: &str) -> Result<UciDataset, DataError> {
-        let folder = resolve_uci_name(name).ok_or_else(|| DataError::UnknownDataset {
-            name: name.to_string(),
-            known: UCI_DATASETS
-                .iter()
-                .map(|(a, f)| format!("{a} ({f})"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-        Self::load_dir(&root.join(folder))
+        let folder = resolve_uci_name(name).unwrap_or(name);
+        let dir = root.join(folder);
+        if !dir.is_dir() {
+            return Err(DataError::UnknownDataset {
+                name: name.to_string(),
+                dir,
+                known: UCI_DATASETS
+                    .iter()
+                    .map(|(a, f)| format!("{a} ({f})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Self::load_dir(&dir)
     }
 
     /// Loads a folder in the UCI benchmark layout, whatever its name.
@@ -509,5 +517,21 @@ mod tests {
         assert!(matches!(&err, DataError::MissingFile { path } if path.ends_with("n_hidden.txt")));
         let err = UciDataset::load(&t.0, "nonsense").unwrap_err();
         assert!(matches!(err, DataError::UnknownDataset { .. }));
+        assert!(err.to_string().contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn any_folder_in_the_layout_loads_by_name() {
+        let t = TempDir::new("own");
+        let own = t.0.join("my-data");
+        std::fs::create_dir_all(&own).unwrap();
+        write_toy(&own, "1 2 3\n4 5 6\n7 8 9\n", "0\n2\n", "1\n");
+        let ds = UciDataset::load(&t.0, "my-data").unwrap();
+        assert_eq!(ds.name, "my-data");
+        assert_eq!((ds.n_rows(), ds.n_features(), ds.n_splits), (3, 2, 1));
+        // A missing file of a folder that exists is named, not reported as an unknown set.
+        std::fs::remove_file(own.join("n_splits.txt")).unwrap();
+        let err = UciDataset::load(&t.0, "my-data").unwrap_err();
+        assert!(matches!(&err, DataError::MissingFile { path } if path.ends_with("n_splits.txt")));
     }
 }

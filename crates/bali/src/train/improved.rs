@@ -14,7 +14,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 use super::curvature::{output_fed_gram_diagonal_into, output_fed_gram_into};
 use super::{fit_layer_buffers, fit_shape, prior, LayerState, Trainer};
-use crate::config::{Fisher, Preconditioner};
+use crate::config::{Fisher, Preconditioner, WdScale};
 use crate::error::Result;
 
 /// What step 5 reads besides the layer: the options, the EMA factor and whether this is a
@@ -33,7 +33,9 @@ struct Step5<T> {
 /// or `t <- t - alpha G / ((1 + gamma) tr C~ / q + floor_abs)` (`Scalar`), with
 /// `D = C~ + (gamma tr C~ / q + floor_abs) I` refactored and inverted on refresh steps (and
 /// when none exists yet). `t` (B x q) holds `H` on entry; `g` is `G` (B x q). No curvature
-/// (dead units: the gradient is zero too) leaves `t = H`. Returns the jitter retries.
+/// (dead units: the gradient is zero too) leaves `t = H`. Returns the jitter retries and the
+/// mean damped curvature `dbar = tr D / q = (1 + gamma) tr C~ / q + floor_abs` (0 without
+/// curvature).
 fn precondition<T: Scalar>(
     state: &mut LayerState<T>,
     l: usize,
@@ -41,7 +43,7 @@ fn precondition<T: Scalar>(
     g: MatRef<'_, T>,
     s: &Step5<T>,
     par: Par,
-) -> Result<u32> {
+) -> Result<(u32, T)> {
     let Some(curv) = state.curvature.as_mut() else {
         unreachable!("step-5 layers carry a curvature EMA")
     };
@@ -53,8 +55,9 @@ fn precondition<T: Scalar>(
     }
     let floor_abs = curv.floor_abs.unwrap_or(T::zero());
     if mean_diag <= T::zero() {
-        return Ok(0);
+        return Ok((0, T::zero()));
     }
+    let dbar = (T::one() + s.gamma) * mean_diag + floor_abs;
     match s.preconditioner {
         Preconditioner::Kfac => {
             if s.refresh || state.damped.is_none() {
@@ -86,12 +89,11 @@ fn precondition<T: Scalar>(
             };
             // T = H - alpha G D^{-1} (2 B q^2 flops).
             matmul(t.as_mut(), Accum::Add, g, d_inv.as_ref(), -s.alpha, par);
-            Ok(factor.jitter().tries)
+            Ok((factor.jitter().tries, dbar))
         }
         Preconditioner::Scalar => {
-            let scale = s.alpha / ((T::one() + s.gamma) * mean_diag + floor_abs);
-            sub_scaled_in_place(t, scale, g);
-            Ok(0)
+            sub_scaled_in_place(t, s.alpha / dbar, g);
+            Ok((0, dbar))
         }
     }
 }
@@ -153,7 +155,7 @@ impl<T: Scalar> Trainer<T> {
                 }
                 let t = &mut targets[out];
                 t.copy_from(f);
-                let tries = precondition(
+                let (tries, dbar) = precondition(
                     &mut self.layers[out],
                     out,
                     t.as_mut(),
@@ -161,6 +163,7 @@ impl<T: Scalar> Trainer<T> {
                     &output_step,
                     par,
                 )?;
+                self.scale_shrinkage(out, &output_step, dbar);
                 prior::move_proximal_mean(
                     &mut self.layers[out].prior,
                     T::of(self.config.lambda_out),
@@ -181,7 +184,7 @@ impl<T: Scalar> Trainer<T> {
             for (l, t) in targets.iter_mut().enumerate().take(out) {
                 // Step 5: pseudo-targets T = H - alpha G D^{-1}.
                 t.copy_from(&trace.pre[l]);
-                tries += precondition(
+                let (layer_tries, dbar) = precondition(
                     &mut self.layers[l],
                     l,
                     t.as_mut(),
@@ -189,6 +192,8 @@ impl<T: Scalar> Trainer<T> {
                     &hidden_step,
                     par,
                 )?;
+                tries += layer_tries;
+                self.scale_shrinkage(l, &hidden_step, dbar);
                 // Step 6: proximal times shrinkage prior,
                 // Lambda_0 = lambda I + wd diag(1..1, 0), Lambda_0 M_0 = lambda M_prev.
                 prior::move_proximal_mean(
@@ -202,6 +207,24 @@ impl<T: Scalar> Trainer<T> {
         })();
         self.workspace.targets = targets;
         result
+    }
+
+    /// Step 6's shrinkage under [`WdScale::Curvature`]: `Lambda_0 = lambda I + (alpha wd /
+    /// dbar) E` for layer `l`, whose mean damped curvature `precondition` just returned
+    /// (nothing to do without curvature, `dbar = 0`, or under [`WdScale::Absolute`], whose
+    /// `Lambda_0 = lambda I + wd E` was built once).
+    fn scale_shrinkage(&mut self, l: usize, s: &Step5<T>, dbar: T) {
+        if self.config.wd_scale != WdScale::Curvature || dbar <= T::zero() {
+            return;
+        }
+        let output = l + 1 == self.mlp().num_layers();
+        let lambda = if output {
+            self.config.lambda_out
+        } else {
+            self.config.lambda
+        };
+        let shrink = s.alpha * T::of(self.config.wd) / dbar;
+        prior::set_shrinkage(&mut self.layers[l].prior, T::of(lambda), shrink);
     }
 
     /// Step 4 on refresh steps: every hidden layer's curvature EMA from `C_batch,l`. The

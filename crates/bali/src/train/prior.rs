@@ -44,6 +44,16 @@ pub(crate) fn proximal<T: Scalar>(
     )?)
 }
 
+/// `Lambda_0 <- lambda I + shrink diag(1, ..., 1, 0)`: the shrinkage of [`proximal`] set anew
+/// (the `WdScale::Curvature` weight decay changes with the curvature every step). No
+/// allocation; call before [`move_proximal_mean`].
+pub(crate) fn set_shrinkage<T: Scalar>(prior: &mut Prior<T>, lambda: T, shrink: T) {
+    let p = prior.p();
+    for i in 0..p {
+        prior.precision[(i, i)] = if i + 1 < p { lambda + shrink } else { lambda };
+    }
+}
+
 /// `M_0 <- lambda Lambda_0^{-1} M_prev`, so that `Lambda_0 M_0 = lambda M_prev` (3.2 step 6),
 /// for the diagonal `Lambda_0` of [`proximal`]. No allocation.
 pub(crate) fn move_proximal_mean<T: Scalar>(
