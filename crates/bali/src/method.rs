@@ -62,12 +62,16 @@ impl Method {
         let batch = |b: Option<usize>| b.map_or("full".to_string(), |b| b.to_string());
         match self {
             Method::Bali(c) => format!(
-                "{:?}/{:?} alpha={} gamma={} wd={} batch={}",
+                "{:?}/{:?} alpha={} gamma={} wd={}{} batch={}",
                 c.formulation,
                 c.preconditioner,
                 c.hidden_alpha(),
                 c.gamma,
                 c.wd,
+                match c.wd_scale {
+                    WdScale::Curvature if c.wd > 0.0 => "/curvature",
+                    _ => "",
+                },
                 batch(c.batch_size)
             ),
             Method::Map(c) => format!(
@@ -339,7 +343,8 @@ impl Preset {
     /// the search.
     ///
     /// - `bali`: hidden preconditioner {Kfac, Scalar} x alpha {0.5 (the default), 1 (a full
-    ///   Gauss-Newton step)} x weight decay {0, 1} x relative damping {0.1, 1}: 16 points;
+    ///   Gauss-Newton step)} x weight decay {0, 1, 10 in units of the mean curvature
+    ///   ([`WdScale::Curvature`])} x relative damping {0.1, 1}: 24 points;
     /// - `bali-paper`: alpha {0.1, 0.3, 1};
     /// - `map`: Adam with a cosine learning-rate schedule over `max_iterations` steps (to
     ///   1/1000 of its start), learning rate {1e-3, 3e-3, 1e-2, 3e-2} x weight decay {1e-4,
@@ -367,12 +372,13 @@ impl Preset {
                     &[Preconditioner::Kfac, Preconditioner::Scalar],
                 ) {
                     for alpha in Overrides::axis(fixed.alpha, &[0.5, 1.0]) {
-                        for wd in Overrides::axis(fixed.wd, &[0.0, 1.0]) {
+                        for (wd, wd_scale) in Self::wd_axis(fixed) {
                             for gamma in Overrides::axis(fixed.gamma, &[0.1, 1.0]) {
                                 out.push(Method::Bali(BaliConfig {
                                     alpha,
                                     gamma,
                                     wd,
+                                    wd_scale,
                                     preconditioner,
                                     ..base.clone()
                                 }));
@@ -433,6 +439,28 @@ impl Preset {
     }
 }
 
+impl Preset {
+    /// The weight decays of the BALI grid, `(wd, scale)`: none, the absolute `wd = 1` (the
+    /// curvature-weighted penalty of the nine UCI sets' grid) and the ridge `wd = 10` in
+    /// units of the mean curvature ([`WdScale::Curvature`], the same meaning on every data
+    /// set). A fixed `wd` is the only point (at the fixed scale, absolute by default); a
+    /// fixed scale keeps none and its own point.
+    fn wd_axis(fixed: &Overrides) -> Vec<(f64, WdScale)> {
+        match (fixed.wd, fixed.wd_scale) {
+            (Some(wd), scale) => vec![(wd, scale.unwrap_or_default())],
+            (None, Some(WdScale::Absolute)) => vec![(0.0, WdScale::Absolute), (1.0, WdScale::Absolute)],
+            (None, Some(WdScale::Curvature)) => {
+                vec![(0.0, WdScale::Curvature), (10.0, WdScale::Curvature)]
+            }
+            (None, None) => vec![
+                (0.0, WdScale::Absolute),
+                (1.0, WdScale::Absolute),
+                (10.0, WdScale::Curvature),
+            ],
+        }
+    }
+}
+
 impl std::str::FromStr for Preset {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -465,14 +493,43 @@ mod tests {
     fn full_batch_grid_searches_both_preconditioners() {
         let none = Overrides::default();
         let grid = Preset::Bali.grid(None, true, &none, 1000);
-        assert_eq!(grid.len(), 16);
+        assert_eq!(grid.len(), 24);
         let count = |pre: Preconditioner| {
             grid.iter()
                 .filter(|m| matches!(m, Method::Bali(c) if c.preconditioner == pre))
                 .count()
         };
-        assert_eq!(count(Preconditioner::Kfac), 8);
-        assert_eq!(count(Preconditioner::Scalar), 8);
+        assert_eq!(count(Preconditioner::Kfac), 12);
+        assert_eq!(count(Preconditioner::Scalar), 12);
+        // The weight decays: none, absolute 1, and the curvature-scaled ridge 10.
+        let decays = |grid: &[Method]| -> Vec<(f64, WdScale)> {
+            let mut v: Vec<(f64, WdScale)> = grid
+                .iter()
+                .filter_map(|m| match m {
+                    Method::Bali(c) => Some((c.wd, c.wd_scale)),
+                    Method::Map(_) => None,
+                })
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v.dedup();
+            v
+        };
+        assert_eq!(
+            decays(&grid),
+            [
+                (0.0, WdScale::Absolute),
+                (1.0, WdScale::Absolute),
+                (10.0, WdScale::Curvature)
+            ]
+        );
+        let curvature = Overrides {
+            wd_scale: Some(WdScale::Curvature),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            decays(&Preset::Bali.grid(None, true, &curvature, 1000)),
+            [(0.0, WdScale::Curvature), (10.0, WdScale::Curvature)]
+        );
         // Mini-batch data sets and `--no-grid` run the defaults only.
         let single = Preset::Bali.grid(Some(1000), false, &none, 1000);
         assert_eq!(single.len(), 1);
@@ -489,7 +546,7 @@ mod tests {
             ..Overrides::default()
         };
         let grid = Preset::Bali.grid(None, true, &fixed, 1000);
-        assert_eq!(grid.len(), 4, "only wd x gamma remain");
+        assert_eq!(grid.len(), 6, "only wd x gamma remain");
         for m in &grid {
             let Method::Bali(c) = m else {
                 panic!("BALI grid")
