@@ -10,7 +10,8 @@ target standardized on the training rows (as `bali uci` does); then
 
 - `gp`: scikit-learn `GaussianProcessRegressor` with `ConstantKernel * RBF(ARD) +
   WhiteKernel`, every hyperparameter (signal variance, one length scale per input, noise) by
-  maximizing the marginal likelihood (L-BFGS-B, 3 restarts); skipped above 2,000 training
+  maximizing the marginal likelihood (L-BFGS-B from unit length scales; `GP_RESTARTS`
+  more random starts, default 0); skipped above 2,000 training
   rows (exact GP cost is cubic in the rows);
 - `ridge`: scikit-learn `BayesianRidge` (evidence-maximized weight and noise precisions).
 
@@ -31,7 +32,8 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.linear_model import BayesianRidge
 
-GP_MAX_ROWS = 2000
+GP_MAX_ROWS = int(os.environ.get("GP_MAX_ROWS", "2000"))
+GP_RESTARTS = int(os.environ.get("GP_RESTARTS", "0"))
 
 
 def load(folder):
@@ -63,7 +65,7 @@ def fit_gp(x, y, seed):
     d = x.shape[1]
     kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.ones(d), (1e-2, 1e3)) + WhiteKernel(
         0.1, (1e-6, 1e1))
-    gp = GaussianProcessRegressor(kernel, n_restarts_optimizer=3, random_state=seed)
+    gp = GaussianProcessRegressor(kernel, n_restarts_optimizer=GP_RESTARTS, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gp.fit(x, y)

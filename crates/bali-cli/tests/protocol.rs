@@ -536,3 +536,77 @@ fn predict_gives_class_probabilities_for_a_classifier() {
     assert!(right as f64 / n as f64 > 0.8, "{right} of {n} right");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `bali uci --data DIR --dataset NAME` runs the protocol on any folder in the benchmark
+/// layout (here written by the test: 60 rows, 2 splits); an absent folder is named.
+#[test]
+fn uci_runs_on_a_folder_of_ones_own() {
+    let root = std::env::temp_dir().join(format!("bali-own-uci-{}", std::process::id()));
+    let dir = root.join("my-set");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 60;
+    let mut data = String::new();
+    for i in 0..n {
+        let (a, b) = ((i % 7) as f64 / 3.0 - 1.0, (i % 11) as f64 / 5.0 - 1.0);
+        data += &format!("{a} {b} {}\n", a.sin() + 0.5 * b + 0.01 * (i % 3) as f64);
+    }
+    let w = |f: &str, s: String| std::fs::write(dir.join(f), s).unwrap();
+    w("data.txt", data);
+    w("index_features.txt", "0\n1\n".into());
+    w("index_target.txt", "2\n".into());
+    w("n_splits.txt", "2\n".into());
+    w("n_hidden.txt", "8\n".into());
+    w("n_epochs.txt", "40\n".into());
+    for k in 0..2 {
+        let test: Vec<usize> = (0..n).filter(|i| i % 10 == k).collect();
+        let train: Vec<usize> = (0..n).filter(|i| i % 10 != k).collect();
+        let lines = |v: &[usize]| v.iter().map(|i| format!("{i}\n")).collect::<String>();
+        w(&format!("index_train_{k}.txt"), lines(&train));
+        w(&format!("index_test_{k}.txt"), lines(&test));
+    }
+    let root_s = root.to_str().unwrap();
+    let out = run_cli(&[
+        "bali",
+        "uci",
+        "--data",
+        root_s,
+        "--dataset",
+        "my-set",
+        "--members",
+        "1",
+        "--max-iterations",
+        "20",
+        "--no-grid",
+        "--samples",
+        "10",
+        "--json",
+    ])
+    .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["summary"]["dataset"], "my-set", "{out}");
+    assert_eq!(summary["summary"]["splits"], 2);
+    assert!(summary["summary"]["test_ll_mean"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
+    let split: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(split["train_rmse"].as_f64().unwrap() > 0.0, "{split}");
+    let err = run_cli(&["bali", "uci", "--data", root_s, "--dataset", "no-such-set"]).unwrap_err();
+    assert!(
+        err.contains("no-such-set") && err.contains("not a folder"),
+        "{err}"
+    );
+    let err = run_cli(&[
+        "bali",
+        "uci",
+        "--data",
+        root_s,
+        "--dataset",
+        "my-set",
+        "--patience",
+        "0",
+    ])
+    .unwrap_err();
+    assert!(err.contains("--patience"), "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -448,7 +448,9 @@ impl Preset {
     fn wd_axis(fixed: &Overrides) -> Vec<(f64, WdScale)> {
         match (fixed.wd, fixed.wd_scale) {
             (Some(wd), scale) => vec![(wd, scale.unwrap_or_default())],
-            (None, Some(WdScale::Absolute)) => vec![(0.0, WdScale::Absolute), (1.0, WdScale::Absolute)],
+            (None, Some(WdScale::Absolute)) => {
+                vec![(0.0, WdScale::Absolute), (1.0, WdScale::Absolute)]
+            }
             (None, Some(WdScale::Curvature)) => {
                 vec![(0.0, WdScale::Curvature), (10.0, WdScale::Curvature)]
             }
