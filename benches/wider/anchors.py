@@ -13,7 +13,12 @@ target standardized on the training rows (as `bali uci` does); then
   maximizing the marginal likelihood (L-BFGS-B from unit length scales; `GP_RESTARTS`
   more random starts, default 0); skipped above 2,000 training
   rows (exact GP cost is cubic in the rows);
-- `ridge`: scikit-learn `BayesianRidge` (evidence-maximized weight and noise precisions).
+- `ridge`: scikit-learn `BayesianRidge` (evidence-maximized weight and noise precisions);
+- `mlp`: scikit-learn `MLPRegressor` as a user would tune it (the issue's comparator): 50
+  ReLU units (the data set's `n_hidden`), Adam, L2 strength `alpha` in {1e-4, 1e-3, 1e-2,
+  0.1, 1, 10} chosen on a seeded 20% validation carve of the training split by squared
+  error, refit on the whole training split, the predictive noise variance the chosen
+  model's carve mean squared error (`METHODS=gp,ridge` leaves it out).
 
 Test log-likelihood and RMSE in the original units, from the predictive mean and the
 predictive sd including the noise. One JSON line per split, then a summary line per method,
@@ -31,6 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.linear_model import BayesianRidge
+from sklearn.neural_network import MLPRegressor
 
 GP_MAX_ROWS = int(os.environ.get("GP_MAX_ROWS", "2000"))
 GP_RESTARTS = int(os.environ.get("GP_RESTARTS", "0"))
@@ -78,11 +84,39 @@ def fit_ridge(x, y, _seed):
     return lambda xs: br.predict(xs, return_std=True), f"alpha {br.alpha_:.4g} lambda {br.lambda_:.4g}"
 
 
+def fit_mlp(x, y, seed, hidden=50):
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(y))
+    n_fit = int(round(0.8 * len(y)))
+    fit, val = perm[:n_fit], perm[n_fit:]
+
+    def net(alpha):
+        return MLPRegressor(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=2000, random_state=seed)
+
+    best = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for alpha in (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0):
+            m = net(alpha).fit(x[fit], y[fit])
+            mse = float(np.mean((m.predict(x[val]) - y[val]) ** 2))
+            if best is None or mse < best[0]:
+                best = (mse, alpha)
+        final = net(best[1]).fit(x, y)
+    sd = math.sqrt(best[0])
+    return (lambda xs: (final.predict(xs), np.full(len(xs), sd)),
+            f"alpha {best[1]:g} noise sd {sd:.4g}")
+
+
 def main():
     data_dir, names = sys.argv[1], sys.argv[2:]
     for name in names:
         x, y, split = load(os.path.join(data_dir, name))
-        for method, fit in (("gp", fit_gp), ("ridge", fit_ridge)):
+        hidden = int(open(os.path.join(data_dir, name, "n_hidden.txt")).read().strip())
+        methods = os.environ.get("METHODS", "gp,ridge,mlp").split(",")
+        fits = {"gp": fit_gp, "ridge": fit_ridge,
+                "mlp": lambda x_, y_, k_: fit_mlp(x_, y_, k_, hidden)}
+        for method in methods:
+            fit = fits[method]
             if method == "gp" and len(split[0][0]) > GP_MAX_ROWS:
                 print(f"{name}: gp skipped ({len(split[0][0])} training rows > {GP_MAX_ROWS})",
                       file=sys.stderr)
