@@ -13,6 +13,7 @@ method, the paired split-by-split wins, and the issue's target checks.
 import json
 import math
 import os
+import re
 import statistics
 import sys
 
@@ -34,7 +35,7 @@ def load(raw_dirs):
     runs = {}  # (method, members, dataset) -> {split: record}
     for raw in raw_dirs:
         for fname in sorted(os.listdir(raw)):
-            if not fname.endswith(".jsonl"):
+            if not (re.fullmatch(r"[a-z-]+-k\d+\.jsonl", fname) or fname == "anchors.jsonl"):
                 continue
             found = {}
             with open(os.path.join(raw, fname)) as f:
