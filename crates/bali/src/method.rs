@@ -337,6 +337,28 @@ impl Preset {
         }
     }
 
+    /// The weight decays of the BALI grid, `(wd, scale)`: none, the absolute `wd = 1` (the
+    /// curvature-weighted penalty of the nine UCI sets' grid) and the ridge `wd = 10` in
+    /// units of the mean curvature ([`WdScale::Curvature`], the same meaning on every data
+    /// set). A fixed `wd` is the only point (at the fixed scale, absolute by default); a
+    /// fixed scale keeps none and its own point.
+    fn wd_axis(fixed: &Overrides) -> Vec<(f64, WdScale)> {
+        match (fixed.wd, fixed.wd_scale) {
+            (Some(wd), scale) => vec![(wd, scale.unwrap_or_default())],
+            (None, Some(WdScale::Absolute)) => {
+                vec![(0.0, WdScale::Absolute), (1.0, WdScale::Absolute)]
+            }
+            (None, Some(WdScale::Curvature)) => {
+                vec![(0.0, WdScale::Curvature), (10.0, WdScale::Curvature)]
+            }
+            (None, None) => vec![
+                (0.0, WdScale::Absolute),
+                (1.0, WdScale::Absolute),
+                (10.0, WdScale::Curvature),
+            ],
+        }
+    }
+
     /// The options searched on the validation carve (`search`) or the single default point,
     /// for mini-batches of `batch` rows and up to `max_iterations` steps (the horizon of the
     /// MAP cosine schedule), with the `fixed` options replacing the preset's and taken out of
@@ -435,30 +457,6 @@ impl Preset {
                 }
                 out
             }
-        }
-    }
-}
-
-impl Preset {
-    /// The weight decays of the BALI grid, `(wd, scale)`: none, the absolute `wd = 1` (the
-    /// curvature-weighted penalty of the nine UCI sets' grid) and the ridge `wd = 10` in
-    /// units of the mean curvature ([`WdScale::Curvature`], the same meaning on every data
-    /// set). A fixed `wd` is the only point (at the fixed scale, absolute by default); a
-    /// fixed scale keeps none and its own point.
-    fn wd_axis(fixed: &Overrides) -> Vec<(f64, WdScale)> {
-        match (fixed.wd, fixed.wd_scale) {
-            (Some(wd), scale) => vec![(wd, scale.unwrap_or_default())],
-            (None, Some(WdScale::Absolute)) => {
-                vec![(0.0, WdScale::Absolute), (1.0, WdScale::Absolute)]
-            }
-            (None, Some(WdScale::Curvature)) => {
-                vec![(0.0, WdScale::Curvature), (10.0, WdScale::Curvature)]
-            }
-            (None, None) => vec![
-                (0.0, WdScale::Absolute),
-                (1.0, WdScale::Absolute),
-                (10.0, WdScale::Curvature),
-            ],
         }
     }
 }

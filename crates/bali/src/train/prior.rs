@@ -33,20 +33,15 @@ pub(crate) fn proximal<T: Scalar>(
     wd: f64,
     sigma: SigmaSpec,
 ) -> Result<Prior<T>> {
-    let (lambda, wd) = (T::of(lambda), T::of(wd));
-    let diag: Vec<T> = (0..p)
-        .map(|i| if i + 1 < p { lambda + wd } else { lambda })
-        .collect();
-    Ok(Prior::diagonal(
-        faer::Mat::zeros(p, q),
-        &diag,
-        col_mode(sigma, q),
-    )?)
+    let lambda = T::of(lambda);
+    let mut prior = Prior::diagonal(faer::Mat::zeros(p, q), &vec![lambda; p], col_mode(sigma, q))?;
+    set_shrinkage(&mut prior, lambda, T::of(wd));
+    Ok(prior)
 }
 
-/// `Lambda_0 <- lambda I + shrink diag(1, ..., 1, 0)`: the shrinkage of [`proximal`] set anew
-/// (the `WdScale::Curvature` weight decay changes with the curvature every step). No
-/// allocation; call before [`move_proximal_mean`].
+/// `Lambda_0 <- lambda I + shrink diag(1, ..., 1, 0)` (the bias row is not shrunk): the
+/// shrinkage of [`proximal`], set anew each step under `WdScale::Curvature` (the weight decay
+/// changes with the curvature). No allocation; call before [`move_proximal_mean`].
 pub(crate) fn set_shrinkage<T: Scalar>(prior: &mut Prior<T>, lambda: T, shrink: T) {
     let p = prior.p();
     for i in 0..p {
