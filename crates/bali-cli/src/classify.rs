@@ -17,6 +17,7 @@ use bali::data::{
 };
 use bali::map::{LrSchedule, MapConfig};
 use bali::metrics::mean_and_stderr;
+use bali::validate as v;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,7 +42,7 @@ pub struct ClassifyArgs {
     #[arg(long, requires = "csv")]
     pub target: Option<String>,
     /// Fraction of the CSV's rows held out as the test set, in (0, 1).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = |s: &str| v::TEST_FRACTION.parse(s))]
     pub test_fraction: f64,
     /// Methods, comma-separated: BALI (Improved or Paper), the MAP network (Adam), a deep
     /// ensemble of MAP networks, a post-hoc K-FAC Laplace approximation of the MAP network.
@@ -57,11 +58,11 @@ pub struct ClassifyArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64).map(|v| v as usize))]
     pub members: Option<usize>,
     /// Hidden widths, comma-separated (default 100,100 on the digits, 400,400 on MNIST).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| v::HIDDEN_WIDTH.parse(s))]
     pub hidden: Option<Vec<usize>>,
     /// Largest iteration count on the validation carve (default: BALI 100 on MNIST, 300 on
     /// the digits; MAP 30 epochs on MNIST, 100 on the digits).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::MAX_ITERATIONS.parse(s))]
     pub max_iterations: Option<usize>,
     /// Curvature of BALI's hidden layers: exact or sampled-label Fisher.
     #[arg(long, default_value = "exact", value_parser = PossibleValuesParser::new(["exact", "sampled"]))]
@@ -69,14 +70,15 @@ pub struct ClassifyArgs {
     /// BALI's weight decay `wd` (proximal-prior shrinkage, every layer): the values searched
     /// on the carve, comma-separated (default: 1,3,10 on the digits, 100 on MNIST,
     /// 1,3,10,30,100 on a CSV file).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| v::WD.parse(s))]
     pub wd: Option<Vec<f64>>,
     /// Mini-batch size (default: full batch for BALI, 128 for MAP).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    #[arg(long, value_parser = |s: &str| v::BATCH_SIZE.parse(s))]
     pub batch_size: Option<usize>,
-    /// Predictive samples of BALI's mixture.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000).map(|v| v as usize))]
-    pub samples: usize,
+    /// Predictive samples of BALI's mixture, a multiple of the members [default: 20 rounded
+    /// up to a multiple of the members].
+    #[arg(long, value_parser = |s: &str| v::SAMPLES.parse(s))]
+    pub samples: Option<usize>,
     /// Output temperature of every method: `validated` divides each sampled logit by the
     /// `T` that minimizes the validation-carve NLL (chosen with the iterations; temperature
     /// scaling), `none` keeps `T = 1`.
@@ -289,20 +291,27 @@ fn pm((m, se): (f64, f64), digits: usize) -> String {
 
 /// Runs the protocol for every method and seed and prints the table (or JSON lines).
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    // The data once; the split per seed.
+    // Options and paths before any work; the data once; the split per seed.
+    if let Some(dir) = &args.out_dir {
+        v::check_output_dir(dir, "out-dir")?;
+    }
+    for method in &args.method {
+        let members = args
+            .members
+            .unwrap_or(if method == "ensemble" { 5 } else { 1 });
+        crate::options::samples_for(args.samples, members, 20)?;
+    }
     let csv_name;
     let mut n_classes = 10;
     let (name, x, labels, side, n_train, kmnist) = match (&args.data, &args.csv) {
         (_, Some(path)) => {
-            if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
-                return Err(CliError::InvalidOption {
-                    name: "test-fraction",
-                    value: args.test_fraction.to_string(),
-                    reason: "must lie strictly between 0 and 1",
-                });
-            }
             let target = args.target.as_deref().unwrap_or_default();
             let table = parse_labelled_csv(&read_text(path)?, path, target)?;
+            v::check_features(
+                table.x.as_ref(),
+                &path.display().to_string(),
+                &table.feature_names,
+            )?;
             let n = table.labels.len();
             let n_train = ((1.0 - args.test_fraction) * n as f64).round() as usize;
             // Enough rows for a carve of the training rows and a test set.
@@ -380,14 +389,8 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             reason: "is BALI's curvature: give it with --method bali or bali-paper",
         });
     }
-    if let Some(dir) = &args.out_dir {
-        if !dir.is_dir() {
-            return Err(CliError::InvalidOption {
-                name: "out-dir",
-                value: dir.display().to_string(),
-                reason: "not an existing folder",
-            });
-        }
+    if let Some(h) = &args.hidden {
+        v::check_hidden(h)?;
     }
     let mnist = args.data.is_some();
     let tabular = args.csv.is_some();
@@ -427,6 +430,7 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let members = args
             .members
             .unwrap_or(if method == "ensemble" { 5 } else { 1 });
+        let samples = crate::options::samples_for(args.samples, members, 20)?;
         let is_map = ["map", "ensemble", "laplace"].contains(&method.as_str());
         let max_iterations = args.max_iterations.unwrap_or(if is_map {
             let batch = args.batch_size.unwrap_or(128).min(n_fit);
@@ -457,7 +461,7 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             };
             let options = ClassOptions {
                 members,
-                samples: args.samples,
+                samples,
                 max_iterations,
                 seed,
                 temperature: args.temperature == "validated",

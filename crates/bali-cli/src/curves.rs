@@ -30,7 +30,7 @@ pub struct CurvesArgs {
     #[arg(long, default_value_t = 0)]
     pub split: usize,
     /// Iterations of BALI (the MAP network runs 5x as many).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = |s: &str| bali::validate::MAX_ITERATIONS.parse(s))]
     pub max_iterations: usize,
     /// Output PNG.
     #[arg(long)]
@@ -63,12 +63,20 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
         threads: fixed.threads,
         ..Overrides::default()
     };
+    if let Some(h) = &args.options.hidden {
+        bali::validate::check_hidden(h)?;
+    }
+    bali::validate::check_output_file(&args.out, "out")?;
     let root = args
         .data
         .clone()
         .unwrap_or_else(bali::data::default_uci_root);
     let ds = UciDataset::load(&root, &args.dataset)?;
     let sd = ds.split_data(args.split)?;
+    let what = format!("{} split {}", ds.name, args.split);
+    bali::validate::check_target(sd.y_train.as_ref(), &what, "target")?;
+    bali::validate::check_features(sd.x_train.as_ref(), &what, &[])?;
+    bali::validate::check_test_rows(sd.y_test.nrows(), &what)?;
     let xs = Standardizer::fit(sd.x_train.as_ref());
     let ys = Standardizer::fit(sd.y_train.as_ref());
     let x_train = xs.transform(sd.x_train.as_ref());

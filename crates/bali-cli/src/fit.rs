@@ -17,6 +17,7 @@ use bali::data::{load_csv, split_rows, train_valid_carve, Dataset, Standardizer}
 use bali::experiment::{run_split, ProtocolOptions, Split};
 use bali::metrics;
 use bali::model_file::{self, SavedModel};
+use bali::validate as v;
 use bali::{Learner, Method, Preset};
 
 /// `bali fit [--csv FILE --target COLUMN] ...`
@@ -32,17 +33,18 @@ pub struct FitArgs {
     #[command(flatten)]
     pub train: TrainArgs,
     /// Ensemble members K (default 5 for BALI, 1 for map).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::MEMBERS.parse(s))]
     pub members: Option<usize>,
-    /// Fraction of the rows held out as the test set.
-    #[arg(long, default_value_t = 0.2)]
+    /// Fraction of the rows held out as the test set, in (0, 1).
+    #[arg(long, default_value_t = 0.2, value_parser = |s: &str| v::TEST_FRACTION.parse(s))]
     pub test_fraction: f64,
     /// Largest iteration count considered on the validation carve.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = |s: &str| v::MAX_ITERATIONS.parse(s))]
     pub max_iterations: usize,
-    /// Predictive samples.
-    #[arg(long, default_value_t = 100)]
-    pub samples: usize,
+    /// Predictive samples of the mixture, a multiple of the members (each member draws
+    /// S / K) [default: 100 rounded up to a multiple of the members].
+    #[arg(long, value_parser = |s: &str| v::SAMPLES.parse(s))]
+    pub samples: Option<usize>,
     /// Seed of the split, the carve and the networks.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -60,14 +62,11 @@ pub struct FitArgs {
 
 /// Runs the main job.
 pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
-    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
-        return Err(crate::CliError::InvalidOption {
-            name: "test-fraction",
-            value: args.test_fraction.to_string(),
-            reason: "must lie strictly between 0 and 1",
-        });
-    }
+    // Every option, path and the data are checked before any training starts.
     let preset = args.train.preset()?;
+    if let Some(h) = &args.train.options.hidden {
+        v::check_hidden(h)?;
+    }
     if let Some(path) = &args.save {
         if preset == Preset::Map {
             return Err(crate::CliError::InvalidOption {
@@ -76,23 +75,11 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
                 reason: "model files hold BALI posteriors; --method map has none",
             });
         }
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        if dir.is_some_and(|d| !d.is_dir()) {
-            return Err(crate::CliError::InvalidOption {
-                name: "save",
-                value: path.display().to_string(),
-                reason: "its folder does not exist",
-            });
-        }
+        v::check_output_file(path, "save")?;
     }
+    v::check_output_dir(&args.out_dir, "out-dir")?;
     let members = args.members.unwrap_or(preset.default_members());
-    if members == 0 || args.samples == 0 || args.max_iterations == 0 {
-        return Err(crate::CliError::InvalidOption {
-            name: "members/samples/max-iterations",
-            value: "0".into(),
-            reason: "must be >= 1",
-        });
-    }
+    let samples = crate::options::samples_for(args.samples, members, 100)?;
     let data: Dataset = match (&args.csv, &args.target) {
         (Some(path), Some(target)) => load_csv(path, target)?,
         _ => wine_quality(),
@@ -110,17 +97,45 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         data.n_features(),
         data.target_name
     )?;
-    if data.n_rows() < 10 {
+    if !data.skipped_columns.is_empty() {
+        writeln!(
+            out,
+            "left out (no number in any cell): {}",
+            data.skipped_columns.join(", ")
+        )?;
+    }
+    v::check_target(data.y.as_ref(), &source, &data.target_name)?;
+    let constant = v::check_features(data.x.as_ref(), &source, &data.feature_names)?;
+    if !constant.is_empty() {
+        writeln!(
+            out,
+            "constant on every row (standardized to 0, carry nothing): {}",
+            constant.join(", ")
+        )?;
+    }
+    let n = data.n_rows();
+    let n_test = n - ((1.0 - args.test_fraction) * n as f64).round() as usize;
+    if n_test == 0 || n_test == n {
         return Err(crate::CliError::InvalidOption {
-            name: "csv",
-            value: format!("{} rows", data.n_rows()),
-            reason: "need at least 10 rows for a train/test split",
+            name: "test-fraction",
+            value: format!("{} of {n} rows", args.test_fraction),
+            reason: "leaves no test row or no training row",
         });
     }
+    v::check_carve(
+        n - n_test,
+        ProtocolOptions::default().carve,
+        &format!("the training rows of {source} (--test-fraction {})", args.test_fraction),
+    )?;
     let (train_idx, test_idx) =
         train_valid_carve(data.n_rows(), 1.0 - args.test_fraction, args.seed ^ 0x7E57);
     let x_train_raw = split_rows(data.x.as_ref(), &train_idx);
     let y_train_raw = split_rows(data.y.as_ref(), &train_idx);
+    v::check_target(
+        y_train_raw.as_ref(),
+        &format!("the training rows of {source}"),
+        &data.target_name,
+    )?;
     let xs = Standardizer::fit(x_train_raw.as_ref());
     let ys = Standardizer::fit(y_train_raw.as_ref());
     let x_train = xs.transform(x_train_raw.as_ref());
@@ -143,7 +158,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
     let dims = args.train.dims(data.n_features(), 50);
     let options = ProtocolOptions {
         members,
-        samples: args.samples,
+        samples,
         max_iterations: args.max_iterations,
         patience: preset.patience(),
         seed: args.seed,

@@ -135,6 +135,14 @@ pub enum CliError {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// A prediction that overflowed (inputs far outside the training data).
+    #[error("{}: data row {row}: the prediction is not finite: its inputs lie far outside the training data", path.display())]
+    NonFinitePrediction {
+        /// The input file.
+        path: std::path::PathBuf,
+        /// 1-based data row (after the header).
+        row: usize,
+    },
     /// `bali verify` found a relative error above its tolerance.
     #[error("verification failed: {what} relative error {value:.3e} exceeds tolerance {tol:.1e}")]
     VerificationFailed {

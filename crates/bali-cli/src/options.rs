@@ -3,6 +3,7 @@
 //! replaces the preset's value and is not searched by the options grid.
 
 use bali::config::{Formulation, Preconditioner, WdScale};
+use bali::validate as v;
 use bali::{Overrides, Preset};
 use bali_kernels::Activation;
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
@@ -25,8 +26,7 @@ pub struct TrainArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TrainOptions {
     /// Hidden layer widths, comma-separated (e.g. 50 or 50,50; default: the data set's).
-    #[arg(long, value_delimiter = ',',
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
+    #[arg(long, value_delimiter = ',', value_parser = |s: &str| v::HIDDEN_WIDTH.parse(s))]
     pub hidden: Option<Vec<usize>>,
     /// Pseudo-target formulation (BALI): improved or paper (`paper` = `--method bali-paper`).
     #[arg(long, value_parser = PossibleValuesParser::new(["improved", "paper"])
@@ -37,13 +37,13 @@ pub struct TrainOptions {
           .try_map(|s| s.parse::<Preconditioner>()))]
     pub preconditioner: Option<Preconditioner>,
     /// Step size alpha of the pseudo-targets (BALI), > 0.
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::ALPHA.parse(s))]
     pub alpha: Option<f64>,
     /// Relative damping gamma of the curvature (BALI), >= 0.
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::GAMMA.parse(s))]
     pub gamma: Option<f64>,
     /// Weight decay: of the hidden prior (BALI, >= 0) or the L2 decay of Adam (map).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::WD.parse(s))]
     pub wd: Option<f64>,
     /// What BALI's `--wd` is measured against: `absolute` (the proximal prior's shrinkage is
     /// `wd`; its penalty is curvature-weighted, `(wd / 2 alpha) tr(W D W^T)`) or `curvature`
@@ -53,13 +53,13 @@ pub struct TrainOptions {
           .try_map(|s| s.parse::<WdScale>()))]
     pub wd_scale: Option<WdScale>,
     /// Prior precision lambda of the hidden layers (BALI), > 0.
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::LAMBDA.parse(s))]
     pub lambda: Option<f64>,
     /// EMA forgetting factor beta in [0, 1) (BALI; default 0 full batch, 1 - B/N mini-batch).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::BETA.parse(s))]
     pub beta: Option<f64>,
     /// Mini-batch size (default: full batch up to 3000 rows, then 1000 for BALI, 128 for map).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    #[arg(long, value_parser = |s: &str| v::BATCH_SIZE.parse(s))]
     pub batch_size: Option<usize>,
     /// Hidden activation: relu, tanh or gelu.
     #[arg(long, value_parser = PossibleValuesParser::new(["relu", "tanh", "gelu"])
@@ -68,7 +68,7 @@ pub struct TrainOptions {
     /// Threads: ensemble members train side by side (`uci`), and the linear-algebra kernels
     /// use a second thread on large products; results are bit-identical for any count
     /// [default: 1].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256).map(|v| v as usize))]
+    #[arg(long, value_parser = |s: &str| v::THREADS.parse(s))]
     pub threads: Option<usize>,
 }
 
@@ -142,4 +142,19 @@ impl TrainOptions {
             None => preset.batch_size(rows),
         }
     }
+}
+
+/// Predictive samples of a K-member mixture: the value given (a multiple of K, so that every
+/// member draws S / K: nothing is rounded), or by default `default` rounded up to a multiple
+/// of K.
+pub fn samples_for(
+    given: Option<usize>,
+    members: usize,
+    default: usize,
+) -> Result<usize, bali::BaliError> {
+    let members = v::MEMBERS.check(members)?;
+    v::check_samples(
+        given.unwrap_or(default.div_ceil(members) * members),
+        members,
+    )
 }

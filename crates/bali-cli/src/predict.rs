@@ -9,7 +9,7 @@ use bali::data::{parse_columns, read_text};
 use bali::metrics::mixture_quantile;
 use bali::model_file;
 use bali::{BaliError, Ensemble, Likelihood, PredictMode};
-use clap::builder::TypedValueParser as _;
+use bali::validate as v;
 use clap::Args;
 
 use crate::CliError;
@@ -24,15 +24,15 @@ pub struct PredictArgs {
     /// columns are left out and named on standard error).
     #[arg(long)]
     pub csv: PathBuf,
-    /// Predictive samples of the whole mixture (S / K per member).
-    #[arg(long, default_value_t = 100,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
-    pub samples: usize,
+    /// Predictive samples of the whole mixture, a multiple of the model's members K (S / K
+    /// per member) [default: 100 rounded up to a multiple of K].
+    #[arg(long, value_parser = |s: &str| v::SAMPLES.parse(s))]
+    pub samples: Option<usize>,
     /// Seed of the predictive samples.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Probability of the central predictive interval, in (0, 1).
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.95, value_parser = |s: &str| v::LEVEL.parse(s))]
     pub level: f64,
 }
 
@@ -43,14 +43,8 @@ pub struct PredictArgs {
 /// and standard deviation of the mixture and the bounds of its central `--level` interval
 /// (its `(1 - level)/2` and `(1 + level)/2` quantiles), in the target's units.
 pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    if !(args.level > 0.0 && args.level < 1.0) {
-        return Err(CliError::InvalidOption {
-            name: "level",
-            value: args.level.to_string(),
-            reason: "must lie strictly between 0 and 1",
-        });
-    }
     let saved = model_file::load(&args.model)?;
+    let samples = crate::options::samples_for(args.samples, saved.members.len(), 100)?;
     let Some(names) = saved.input_names.as_ref() else {
         return Err(BaliError::NotFitted {
             what: "input column names (save the model with `bali fit --save`)",
@@ -65,6 +59,11 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
             left_out.join(", ")
         );
     }
+    let outputs = saved.members[0].mlp().num_outputs();
+    v::check_memory(
+        format!("{samples} predictive samples of {} rows", x_raw.nrows()),
+        v::protocol_bytes(0, 0, samples, x_raw.nrows(), outputs),
+    )?;
     let first = &saved.members[0];
     if first.likelihood() == Likelihood::Categorical {
         // A classifier: class probabilities, the predicted class, and the predictive entropy
@@ -74,11 +73,19 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
         };
         let pred = ensemble.predict_categorical(
             x_raw.as_ref(),
-            args.samples,
+            samples,
             PredictMode::Weights,
             args.seed,
         )?;
         let k = pred.probs.ncols();
+        if let Some(i) =
+            (0..pred.probs.nrows()).find(|&i| (0..k).any(|c| !pred.probs[(i, c)].is_finite()))
+        {
+            return Err(CliError::NonFinitePrediction {
+                path: args.csv.clone(),
+                row: i + 1,
+            });
+        }
         let header: Vec<String> = (0..k).map(|c| format!("p{c}")).collect();
         writeln!(out, "{},class,entropy,mutual_information", header.join(","))?;
         let (classes, entropy, mi) = (
@@ -118,13 +125,20 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let ensemble = Ensemble {
         members: saved.members,
     };
-    let samples =
-        ensemble.predict_samples(x.as_ref(), args.samples, PredictMode::Weights, args.seed)?;
+    let draws =
+        ensemble.predict_samples(x.as_ref(), samples, PredictMode::Weights, args.seed)?;
     let (lo_p, hi_p) = ((1.0 - args.level) / 2.0, (1.0 + args.level) / 2.0);
     writeln!(out, "mean,sd,lower,upper")?;
-    let mut means = vec![0.0; samples.len()];
+    // Inputs far outside the training range can overflow the network: refuse, naming the row.
+    if let Some(i) = (0..x.nrows()).find(|&i| draws.iter().any(|s| !s[(i, 0)].is_finite())) {
+        return Err(CliError::NonFinitePrediction {
+            path: args.csv.clone(),
+            row: i + 1,
+        });
+    }
+    let mut means = vec![0.0; draws.len()];
     for i in 0..x.nrows() {
-        for (m, s) in means.iter_mut().zip(&samples) {
+        for (m, s) in means.iter_mut().zip(&draws) {
             *m = s[(i, 0)];
         }
         let mean = means.iter().sum::<f64>() / means.len() as f64;

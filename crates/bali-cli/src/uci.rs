@@ -9,6 +9,7 @@ use clap::Args;
 use bali::data::{Standardizer, UciDataset};
 use bali::experiment::{run_split, ProtocolOptions, Split, TestResult};
 use bali::metrics::mean_and_stderr;
+use bali::validate as v;
 use bali::Preset;
 
 use crate::options::TrainArgs;
@@ -28,20 +29,21 @@ pub struct UciArgs {
     /// Method and training options.
     #[command(flatten)]
     pub train: TrainArgs,
-    /// Number of splits to run (default: all of the data set's splits).
-    #[arg(long)]
+    /// Number of splits to run, at most the data set's (default: all of them).
+    #[arg(long, value_parser = |s: &str| v::SPLITS.parse(s))]
     pub splits: Option<usize>,
     /// Ensemble members K (default 5 for BALI, 1 for MAP).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::MEMBERS.parse(s))]
     pub members: Option<usize>,
-    /// Predictive samples of the whole mixture.
-    #[arg(long, default_value_t = 100)]
-    pub samples: usize,
+    /// Predictive samples of the whole mixture, a multiple of the members [default: 100
+    /// rounded up to a multiple of the members].
+    #[arg(long, value_parser = |s: &str| v::SAMPLES.parse(s))]
+    pub samples: Option<usize>,
     /// Largest iteration count considered on the validation carve (default: BALI full batch
     /// `clamp(1.2e6 / rows, 1000, 4000)`, a fixed budget of row-iterations, since a full-batch
     /// step costs about linearly in the rows; BALI Paper 2000, mini-batch BALI 1500; MAP 5000
     /// full batch and 10000 mini-batch).
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| v::MAX_ITERATIONS.parse(s))]
     pub max_iterations: Option<usize>,
     /// Checkpoints without held-out improvement after which the carve search of a grid point
     /// stops, >= 1, or `all` (every checkpoint up to the cap; the best is taken) [default: the
@@ -128,10 +130,9 @@ pub fn parse_patience(s: &str) -> Result<usize, String> {
     if s == "all" {
         return Ok(usize::MAX);
     }
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("`{s}` is not a count >= 1 or `all`")),
-    }
+    v::PATIENCE
+        .parse(s)
+        .map_err(|e| format!("{e}, or `all`"))
 }
 
 /// Runs the protocol on every requested split and writes the results.
@@ -142,9 +143,13 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         .clone()
         .unwrap_or_else(bali::data::default_uci_root);
     let preset = args.train.preset()?;
-    let ds = UciDataset::load(&root, &args.dataset)?;
+    if let Some(h) = &args.train.options.hidden {
+        v::check_hidden(h)?;
+    }
     let members = args.members.unwrap_or(preset.default_members());
-    let n_splits = args.splits.unwrap_or(ds.n_splits).min(ds.n_splits);
+    let samples = crate::options::samples_for(args.samples, members, 100)?;
+    let ds = UciDataset::load(&root, &args.dataset)?;
+    let n_splits = v::check_splits(args.splits.unwrap_or(ds.n_splits), ds.n_splits)?;
     let n_rows = ds.n_rows();
     let batch = args.train.batch(preset, n_rows);
     let max_iterations = args
@@ -161,7 +166,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
     );
     let options = ProtocolOptions {
         members,
-        samples: args.samples,
+        samples,
         max_iterations,
         patience: args.patience.unwrap_or(preset.patience()),
         threads: args.train.options.threads.unwrap_or(1),
@@ -172,6 +177,10 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
     let mut results: Vec<TestResult> = Vec::new();
     for k in 0..n_splits {
         let sd = ds.split_data(k)?;
+        let what = format!("{} split {k}", ds.name);
+        v::check_target(sd.y_train.as_ref(), &format!("{what} (training rows)"), "target")?;
+        v::check_features(sd.x_train.as_ref(), &what, &[])?;
+        v::check_features(sd.x_test.as_ref(), &format!("{what} (test rows)"), &[])?;
         let xs = Standardizer::fit(sd.x_train.as_ref());
         let ys = Standardizer::fit(sd.y_train.as_ref());
         let x_train = xs.transform(sd.x_train.as_ref());

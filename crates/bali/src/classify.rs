@@ -398,6 +398,7 @@ pub fn select_on_carve(
     let y_fit = fit.one_hot(k);
     let stops = checkpoints(options.max_iterations);
     let mut curve = Vec::new();
+    let mut last_failure: Option<String> = None;
     let mut best: Option<ClassCheckpoint> = None;
     for (g, method) in grid.iter().enumerate() {
         let mut learner = [ClassLearner::new(
@@ -413,6 +414,7 @@ pub fn select_on_carve(
                 if grid.len() > 1
                     && matches!(e, BaliError::NonFinite { .. } | BaliError::Algebra(_))
                 {
+                    last_failure = Some(format!("grid point {g}: {e}"));
                     break;
                 }
                 return Err(e);
@@ -438,10 +440,9 @@ pub fn select_on_carve(
             );
         }
     }
-    let best = best.ok_or(BaliError::NonFinite {
-        what: "every grid point diverged",
-        layer: None,
-        step: 0,
+    let best = best.ok_or_else(|| BaliError::AllDiverged {
+        grid: grid.len(),
+        last: last_failure.unwrap_or_default(),
     })?;
     Ok(CarveSelection { best, curve })
 }

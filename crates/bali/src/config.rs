@@ -264,8 +264,10 @@ impl BaliConfig {
         }
     }
 
-    /// Checks ranges; the error names the option and why it is rejected.
+    /// Checks ranges against [`crate::validate`]'s constants; the error names the option,
+    /// the value and the accepted range.
     pub fn validate(&self) -> Result<(), crate::BaliError> {
+        use crate::validate as v;
         let bad = |name: &'static str, value: f64, reason: &'static str| {
             Err(crate::BaliError::InvalidOption {
                 name,
@@ -280,33 +282,29 @@ impl BaliConfig {
                 bad(name, v, "must be finite and > 0")
             }
         };
-        pos("alpha", self.alpha)?;
-        pos("alpha_hidden", self.hidden_alpha())?;
-        pos("lambda", self.lambda)?;
-        pos("lambda_out", self.lambda_out)?;
-        if !(self.gamma.is_finite() && self.gamma >= 0.0) {
-            return bad("gamma", self.gamma, "must be finite and >= 0");
+        v::ALPHA.check(self.alpha)?;
+        v::Real {
+            option: "alpha-hidden",
+            ..v::ALPHA
         }
-        if !(self.floor.is_finite() && self.floor >= 0.0) {
-            return bad("floor", self.floor, "must be finite and >= 0");
+        .check(self.hidden_alpha())?;
+        v::LAMBDA.check(self.lambda)?;
+        v::Real {
+            option: "lambda-out",
+            ..v::LAMBDA
         }
-        if !(self.wd.is_finite() && self.wd >= 0.0) {
-            return bad("wd", self.wd, "must be finite and >= 0");
-        }
+        .check(self.lambda_out)?;
+        v::GAMMA.check(self.gamma)?;
+        v::FLOOR.check(self.floor)?;
+        v::WD.check(self.wd)?;
         if let Some(beta) = self.beta {
-            if !(0.0..1.0).contains(&beta) {
-                return bad("beta", beta, "must lie in [0, 1)");
-            }
+            v::BETA.check(beta)?;
         }
-        if self.batch_size == Some(0) {
-            return bad("batch_size", 0.0, "must be >= 1");
+        if let Some(b) = self.batch_size {
+            v::BATCH_SIZE.check(b)?;
         }
-        if self.refresh_every == 0 {
-            return bad("refresh_every", 0.0, "must be >= 1");
-        }
-        if self.threads == 0 {
-            return bad("threads", 0.0, "must be >= 1");
-        }
+        v::REFRESH_EVERY.check(self.refresh_every)?;
+        v::THREADS.check(self.threads)?;
         for (name, s) in [
             ("hidden_sigma", self.hidden_sigma),
             ("output_sigma", self.output_sigma),

@@ -28,6 +28,46 @@ pub enum BaliError {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// An option outside its accepted range (see [`crate::validate`]).
+    #[error("option {option} = {value} is not accepted: expected {accepted}")]
+    OutOfRange {
+        /// Option name, as the command line spells it.
+        option: &'static str,
+        /// Offending value.
+        value: String,
+        /// The accepted range.
+        accepted: String,
+    },
+    /// A run that needs more memory than the limit (checked before allocating).
+    #[error("{what} needs about {} of memory, more than the limit of {} ({}); ask for less, or raise the limit with BALI_MEMORY_LIMIT", crate::validate::human_bytes(*needed), crate::validate::human_bytes(*limit), limit_source)]
+    Memory {
+        /// What was asked for (the network, members and samples).
+        what: String,
+        /// Estimated bytes.
+        needed: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// Where the limit comes from.
+        limit_source: &'static str,
+    },
+    /// Every option set of a held-out grid failed numerically.
+    #[error("training diverged for every one of the {grid} option sets on the validation carve (the last: {last}); fix the options given (step size, damping, prior) or rescale the data")]
+    AllDiverged {
+        /// Option sets tried.
+        grid: usize,
+        /// The last failure, with its options.
+        last: String,
+    },
+    /// An output path that cannot be written (checked before any work).
+    #[error("--{option} {}: {reason}", path.display())]
+    OutputPath {
+        /// The option that names the path.
+        option: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why it cannot be written.
+        reason: String,
+    },
     /// A matrix whose shape does not fit the network (rows x columns).
     #[error("{what}: expected {} x {}, got {} x {}", expected.0, expected.1, got.0, got.1)]
     Shape {
@@ -71,7 +111,7 @@ pub enum BaliError {
         needs: &'static str,
     },
     /// A non-finite value appeared where it must not (divergence or bad input).
-    #[error("non-finite value in {what} (layer {layer:?}, step {step})")]
+    #[error("non-finite value in {what}{}, at step {step}: training diverged (try a smaller step size, more damping or a stronger prior) or the input holds extreme values", layer.map(|l| format!(" of layer {l}")).unwrap_or_default())]
     NonFinite {
         /// What quantity.
         what: &'static str,

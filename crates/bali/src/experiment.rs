@@ -49,11 +49,33 @@ impl Default for ProtocolOptions {
     }
 }
 
+impl ProtocolOptions {
+    /// Checks every count against [`crate::validate`] (patience `usize::MAX` is "every
+    /// checkpoint") and the carve fraction, before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        use crate::validate as v;
+        v::MEMBERS.check(self.members)?;
+        v::check_samples(self.samples, self.members)?;
+        v::MAX_ITERATIONS.check(self.max_iterations)?;
+        if self.patience != usize::MAX {
+            v::PATIENCE.check(self.patience)?;
+        }
+        v::THREADS.check(self.threads)?;
+        v::Real {
+            option: "carve",
+            ..v::TEST_FRACTION
+        }
+        .check(self.carve)?;
+        Ok(())
+    }
+}
+
 /// Iteration checkpoints: 1, 2, 3, 5, 7, 10, 14, 20, ... (about x1.4 each) up to `max`.
 pub fn checkpoints(max: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut c = 1.0f64;
-    while (c.round() as usize) <= max {
+    // In f64: `c.round() as usize` saturates, so a cap near usize::MAX would never be passed.
+    while c.round() <= max as f64 && (c.round() as usize) <= max {
         let v = c.round() as usize;
         if out.last() != Some(&v) {
             out.push(v);
@@ -279,12 +301,45 @@ pub fn run_split(
     let start = Instant::now();
     let (x, y) = split.train;
     let n = x.nrows();
+    options.validate()?;
+    crate::validate::check_carve(n, options.carve, "the training split")?;
+    crate::validate::check_test_rows(split.test.0.nrows(), "the test split")?;
+    {
+        let outputs = dims.last().copied().unwrap_or(1);
+        let batch = grid
+            .iter()
+            .filter_map(|m| match m {
+                Method::Bali(c) => c.batch_size,
+                Method::Map(_) => None,
+            })
+            .max()
+            .unwrap_or(n)
+            .min(n);
+        let trainer = crate::validate::trainer_bytes(dims, batch, 0);
+        let eval_rows = split.test.0.nrows() + n - (options.carve * n as f64).round() as usize;
+        crate::validate::check_memory(
+            format!(
+                "{} member(s) of {} with {} predictive samples of {eval_rows} rows",
+                options.members,
+                crate::validate::dims_label(dims),
+                options.samples
+            ),
+            crate::validate::protocol_bytes(
+                trainer,
+                options.members,
+                options.samples,
+                eval_rows,
+                outputs,
+            ),
+        )?;
+    }
     let (fit_idx, valid_idx) = crate::data::train_valid_carve(n, options.carve, options.seed);
     let xf = crate::data::split_rows(x, &fit_idx);
     let yf = crate::data::split_rows(y, &fit_idx);
     let xv = crate::data::split_rows(x, &valid_idx);
     let yv = crate::data::split_rows(y, &valid_idx);
     let mut chosen: Option<(usize, Selection)> = None;
+    let mut last_failure: Option<String> = None;
     for (g, method) in grid.iter().enumerate() {
         let members = if grid.len() == 1 { options.members } else { 1 };
         let sel = select_iterations(
@@ -299,8 +354,9 @@ pub fn run_split(
         let sel = match sel {
             Ok(s) => s,
             // One grid point failing numerically does not end the protocol.
-            Err(BaliError::NonFinite { .. }) | Err(BaliError::Algebra(_)) if grid.len() > 1 => {
-                continue
+            Err(e @ (BaliError::NonFinite { .. } | BaliError::Algebra(_))) if grid.len() > 1 => {
+                last_failure = Some(format!("[{}]: {e}", method.label()));
+                continue;
             }
             Err(e) => return Err(e),
         };
@@ -311,10 +367,9 @@ pub fn run_split(
             chosen = Some((g, sel));
         }
     }
-    let (g, mut selection) = chosen.ok_or(BaliError::NonFinite {
-        what: "every grid point diverged",
-        layer: None,
-        step: 0,
+    let (g, mut selection) = chosen.ok_or_else(|| BaliError::AllDiverged {
+        grid: grid.len(),
+        last: last_failure.unwrap_or_default(),
     })?;
     let method = &grid[g];
     if grid.len() > 1 && options.members > 1 {

@@ -34,6 +34,7 @@ pub mod model;
 pub mod model_file;
 pub mod predict;
 pub mod train;
+pub mod validate;
 
 pub use config::{BaliConfig, Fisher, Formulation, Preconditioner, SigmaSpec, WdScale};
 pub use error::{BaliError, Result};

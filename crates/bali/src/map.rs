@@ -170,6 +170,13 @@ impl<T: Scalar> MapNet<T> {
                 reason: "must be finite and >= 0",
             });
         }
+        crate::validate::check_memory(
+            format!(
+                "training a {} MAP network",
+                crate::validate::dims_label(&dims)
+            ),
+            crate::validate::map_bytes(&dims, config.batch_size.unwrap_or(1024)),
+        )?;
         let mlp = Mlp::new(dims, config.activation)?;
         if config.threads == 0 {
             return Err(BaliError::InvalidOption {

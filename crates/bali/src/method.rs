@@ -204,6 +204,20 @@ impl Overrides {
         out
     }
 
+    /// The names of the fixed options that only the `Improved` formulation reads (a
+    /// `bali-paper` run refuses them rather than ignoring them).
+    pub fn improved_only(&self) -> Vec<&'static str> {
+        [
+            (self.preconditioner.is_some(), "preconditioner"),
+            (self.gamma.is_some(), "gamma"),
+            (self.wd.is_some(), "wd"),
+            (self.wd_scale.is_some(), "wd_scale"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
+    }
+
     fn apply(&self, mut c: BaliConfig) -> BaliConfig {
         if let Some(v) = self.formulation {
             c.formulation = v;
@@ -286,12 +300,21 @@ impl Preset {
                 }),
                 None => Ok(Preset::Map),
             },
-            (Preset::Bali, Some(Formulation::Paper)) => Ok(Preset::BaliPaper),
             (Preset::BaliPaper, Some(Formulation::Improved)) => Err(BaliError::InvalidOption {
                 name: "formulation",
                 value: "improved".into(),
                 reason: "contradicts the bali-paper method (use --method bali)",
             }),
+            (Preset::Bali, Some(Formulation::Paper)) | (Preset::BaliPaper, _) => {
+                match fixed.improved_only().first() {
+                    Some(&name) => Err(BaliError::InvalidOption {
+                        name,
+                        value: "given".into(),
+                        reason: "applies to the improved formulation only; the paper formulation (bali-paper) does not read it",
+                    }),
+                    None => Ok(Preset::BaliPaper),
+                }
+            }
             (p, _) => Ok(p),
         }
     }

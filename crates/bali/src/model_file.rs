@@ -676,6 +676,12 @@ fn parse(bytes: &[u8], path: &Path) -> std::result::Result<SavedModel, ModelFile
     };
     let mlp = Mlp::new(dims.clone(), activation)
         .map_err(|e| meta_err(format!("`dims`/`activation`: {e}")))?;
+    if likelihood == Likelihood::Categorical && mlp.num_outputs() < 2 {
+        return Err(meta_err(format!(
+            "a categorical model needs one output per class, at least 2; `dims` ends in {}",
+            mlp.num_outputs()
+        )));
+    }
     // Every tensor the metadata implies, with its dtype and shape checked.
     let read = |name: &str, shape: &[usize]| -> std::result::Result<Vec<f64>, ModelFileError> {
         let view = tensors
@@ -797,6 +803,18 @@ fn parse(bytes: &[u8], path: &Path) -> std::result::Result<SavedModel, ModelFile
             "`input_names` has not d_0 = {} names",
             dims[0]
         )));
+    }
+    if let Some(names) = &input_names {
+        if let Some((j, name)) = names
+            .iter()
+            .enumerate()
+            .find(|(j, n)| names[..*j].contains(n))
+        {
+            return Err(meta_err(format!(
+                "`input_names` names {name:?} twice (input {}): the columns would be ambiguous",
+                j + 1
+            )));
+        }
     }
     let target_name = match meta.get("target_name").unwrap_or(&Value::Null) {
         Value::Null => None,

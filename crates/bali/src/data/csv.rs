@@ -32,6 +32,7 @@ pub fn parse_csv(text: &str, source: &Path, target: &str) -> Result<Dataset, Dat
     let numeric: Vec<bool> = (0..ncols)
         .map(|j| rows.iter().any(|(_, f)| f[j].parse::<f64>().is_ok()))
         .collect();
+    decimal_commas(&names, &rows, &numeric, source)?;
     if !numeric[target_col] {
         return Err(DataError::NonNumericTarget {
             path: source.to_path_buf(),
@@ -110,6 +111,9 @@ pub fn parse_labelled_csv(
     let numeric: Vec<bool> = (0..ncols)
         .map(|j| j != target_col && rows.iter().any(|(_, f)| f[j].parse::<f64>().is_ok()))
         .collect();
+    let mut not_text = numeric.clone();
+    not_text[target_col] = true;
+    decimal_commas(&names, &rows, &not_text, source)?;
     let feature_cols: Vec<usize> = (0..ncols).filter(|&j| numeric[j]).collect();
     if feature_cols.is_empty() {
         return Err(DataError::NoFeatures {
@@ -195,6 +199,16 @@ fn read_table(
     };
     let delim = detect_delimiter(header);
     let names = split_fields(header, delim);
+    for (j, name) in names.iter().enumerate() {
+        if let Some(k) = names[..j].iter().position(|n| n == name) {
+            return Err(DataError::DuplicateHeader {
+                path: source.to_path_buf(),
+                name: name.clone(),
+                first: k + 1,
+                second: j + 1,
+            });
+        }
+    }
     let ncols = names.len();
     let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
     for (line_no, line) in lines {
@@ -231,9 +245,9 @@ pub fn parse_columns(
     for name in names {
         let j = find_column(&header, name)
             .filter(|&j| header[j].eq_ignore_ascii_case(name))
-            .ok_or_else(|| DataError::UnknownColumn {
+            .ok_or_else(|| DataError::MissingInput {
                 path: source.to_path_buf(),
-                target: name.clone(),
+                name: name.clone(),
                 available: header.join(", "),
             })?;
         chosen.push(j);
@@ -250,6 +264,42 @@ pub fn parse_columns(
         .map(|j| header[j].clone())
         .collect();
     Ok((x, left_out))
+}
+
+/// [`DataError::DecimalComma`] for the first column that is not numeric (`numeric[j]`
+/// false) but whose every non-empty cell is a number written with a decimal comma
+/// (`-1,5`, `3,25`; at least one cell with a comma): such a column is another locale's
+/// numbers, not text, and must not be left out without a word.
+fn decimal_commas(
+    names: &[String],
+    rows: &[(usize, Vec<String>)],
+    numeric: &[bool],
+    source: &Path,
+) -> Result<(), DataError> {
+    for j in (0..names.len()).filter(|&j| !numeric[j]) {
+        let mut first = None;
+        let all = rows.iter().all(|(line, fields)| {
+            let cell = fields[j].as_str();
+            if cell.is_empty() {
+                return true;
+            }
+            let ok = cell.contains(',') && cell.replacen(',', ".", 1).parse::<f64>().is_ok();
+            if ok && first.is_none() {
+                first = Some((*line, cell.to_string()));
+            }
+            ok || cell.parse::<f64>().is_ok()
+        });
+        if let (true, Some((line, token))) = (all, first) {
+            return Err(DataError::DecimalComma {
+                path: source.to_path_buf(),
+                line,
+                column: j + 1,
+                name: names[j].clone(),
+                token,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// [`find_column`], or [`DataError::UnknownColumn`] listing the header.
@@ -443,6 +493,28 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn duplicate_headers_and_decimal_commas_are_refused_not_guessed() {
+        let e = parse_csv("a,y,a\n1,2,3\n", p(), "a").unwrap_err();
+        assert!(
+            matches!(e, DataError::DuplicateHeader { first: 1, second: 3, .. }),
+            "{e}"
+        );
+        let e = parse_csv("a;b;y\n1,5;2;3\n2,25;3;4\n", p(), "y").unwrap_err();
+        assert!(
+            matches!(e, DataError::DecimalComma { line: 2, column: 1, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("1,5"), "{e}");
+        let e = parse_labelled_csv("a;b;y\n1,5;2;u\n2;3;v\n", p(), "y").unwrap_err();
+        assert!(matches!(e, DataError::BadNumber { .. }), "{e}");
+        let e = parse_labelled_csv("a;b;y\n1,5;2;u\n2,0;3;v\n", p(), "y").unwrap_err();
+        assert!(matches!(e, DataError::DecimalComma { .. }), "{e}");
+        // A text column with commas inside quotes stays text and is left out.
+        let d = parse_csv("name,x,y\n\"Smith, J\",1,2\n\"Doe, A\",2,3\n", p(), "y").unwrap();
+        assert_eq!(d.skipped_columns, ["name"]);
     }
 }
 

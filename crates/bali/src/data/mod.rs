@@ -159,6 +159,63 @@ pub enum DataError {
         /// The test index file.
         test: PathBuf,
     },
+    /// A column that cannot be learned from (constant, or varying only by rounding).
+    #[error("{what}: column {column:?}: {reason}")]
+    Degenerate {
+        /// The data (file or data set and split).
+        what: String,
+        /// The column's name.
+        column: String,
+        /// Why.
+        reason: String,
+    },
+    /// A column whose values overflow a double when standardized.
+    #[error("{what}: column {column:?}: {reason}")]
+    ValueOverflow {
+        /// The data (file or data set and split).
+        what: String,
+        /// The column's name.
+        column: String,
+        /// Why.
+        reason: String,
+    },
+    /// Too few rows for the protocol asked of them.
+    #[error("{what}: {rows} rows: {needed}")]
+    TooFewRows {
+        /// The data (file or data set and split).
+        what: String,
+        /// Rows present.
+        rows: usize,
+        /// What the protocol needs.
+        needed: String,
+    },
+    /// Two header columns with the same name (a target or input chosen by name would be
+    /// ambiguous).
+    #[error("{path}: the header names {name:?} twice (columns {first} and {second}); rename one")]
+    DuplicateHeader {
+        /// The file.
+        path: PathBuf,
+        /// The repeated name.
+        name: String,
+        /// 1-based column of its first use.
+        first: usize,
+        /// 1-based column of its second use.
+        second: usize,
+    },
+    /// A column of numbers written with decimal commas (`1,5`): in another locale's format.
+    #[error("{path}:{line}: column {column} ({name:?}) holds {token:?}, a number with a decimal comma; write decimal points (1.5) or quote the column as text")]
+    DecimalComma {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Header name.
+        name: String,
+        /// The cell.
+        token: String,
+    },
     /// The file holds no data rows.
     #[error("{path}: no data rows")]
     Empty {
@@ -193,6 +250,16 @@ pub enum DataError {
         path: PathBuf,
         /// The name or index asked for.
         target: String,
+        /// The header names, comma separated.
+        available: String,
+    },
+    /// A column the model reads (by name) is absent from the CSV header.
+    #[error("{path}: no column named {name:?}, which the model reads; columns: {available}")]
+    MissingInput {
+        /// The file.
+        path: PathBuf,
+        /// The model's input name.
+        name: String,
         /// The header names, comma separated.
         available: String,
     },

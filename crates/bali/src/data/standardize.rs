@@ -41,12 +41,25 @@ impl Standardizer {
             }
             let m = sum / n as f64;
             let var = (0..n).map(|i| (x[(i, j)] - m).powi(2)).sum::<f64>() / n as f64;
-            mean[j] = m;
-            std[j] = if var > 0.0 && var.is_finite() {
-                var.sqrt()
+            let (m, sd) = if m.is_finite() && var.is_finite() && var.is_normal() {
+                (m, var.sqrt())
             } else {
-                1.0
+                // Huge or tiny values: the running mean and a variance of deviations scaled by
+                // their largest magnitude, so neither the sum nor the squares over- or
+                // underflow (same figures up to rounding).
+                let mut m = 0.0;
+                for i in 0..n {
+                    m += (x[(i, j)] - m) / (i + 1) as f64;
+                }
+                let scale = (0..n).fold(0.0f64, |a, i| a.max((x[(i, j)] - m).abs()));
+                let v = (0..n)
+                    .map(|i| ((x[(i, j)] - m) / scale).powi(2))
+                    .sum::<f64>()
+                    / n as f64;
+                (m, scale * v.sqrt())
             };
+            mean[j] = m;
+            std[j] = if sd > 0.0 && sd.is_finite() { sd } else { 1.0 };
         }
         Standardizer { mean, std }
     }
@@ -170,6 +183,18 @@ mod tests {
         assert!((0..4).all(|i| z[(i, 1)] == 0.0));
         let back = s.inverse_transform(z.as_ref());
         assert!((0..4).all(|i| (back[(i, 0)] - x[(i, 0)]).abs() < 1e-14));
+    }
+
+    #[test]
+    fn standardizer_neither_overflows_nor_underflows() {
+        for scale in [1e-300, 1e300] {
+            let x = Mat::from_fn(6, 1, |i, _| scale * i as f64);
+            let s = Standardizer::fit(x.as_ref());
+            let z = s.transform(x.as_ref());
+            let v: f64 = (0..6).map(|i| z[(i, 0)].powi(2)).sum::<f64>() / 6.0;
+            assert!((v - 1.0).abs() < 1e-12, "scale {scale}: variance {v}");
+            assert!((s.std()[0] / (scale * 17.5f64.sqrt() / 6f64.sqrt()) - 1.0).abs() < 1e-12);
+        }
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl UciDataset {
     pub fn load(root: &Path, name: &str) -> Result<UciDataset, DataError> {
         let folder = resolve_uci_name(name).unwrap_or(name);
         let dir = root.join(folder);
-        if !dir.is_dir() {
+        let plain = !folder.trim().is_empty()
+            && Path::new(folder).components().count() == 1
+            && !matches!(folder, "." | "..");
+        if !plain || !dir.is_dir() {
             return Err(DataError::UnknownDataset {
                 name: name.to_string(),
                 dir,
@@ -156,15 +159,38 @@ impl UciDataset {
 
     /// Loads a folder in the UCI benchmark layout, whatever its name.
     pub fn load_dir(dir: &Path) -> Result<UciDataset, DataError> {
+        Self::from_files(dir, &mut |path| read_text(path))
+    }
+
+    /// Builds a data set in the UCI layout from the texts of its files: `read` gives the text
+    /// of `dir/<file>` (or the error to report). [`UciDataset::load_dir`] reads them from
+    /// disk; the fuzz target hands them from memory. Counts are bounded
+    /// ([`crate::validate::SPLITS`] splits, [`crate::validate::HIDDEN_WIDTH`] hidden units),
+    /// every split needs a non-empty training and test list, and no list names a row twice.
+    pub fn from_files(
+        dir: &Path,
+        read: &mut dyn FnMut(&Path) -> Result<String, DataError>,
+    ) -> Result<UciDataset, DataError> {
         let name = dir
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let data_path = dir.join("data.txt");
-        let (values, rows, cols) = read_matrix(&data_path)?;
+        let (values, rows, cols) = read_matrix(&read(&data_path)?, &data_path)?;
 
         let features_path = dir.join("index_features.txt");
-        let feature_columns = read_indices(&features_path, "column", cols)?;
+        let feature_columns = read_indices(&read(&features_path)?, &features_path, "column", cols)?;
+        if let Some((line, &c)) = feature_columns
+            .iter()
+            .enumerate()
+            .find(|(i, c)| feature_columns[..*i].contains(c))
+        {
+            return Err(DataError::Invalid {
+                path: features_path,
+                line: line + 1,
+                reason: format!("column {c} is listed twice"),
+            });
+        }
         if feature_columns.is_empty() {
             return Err(DataError::Invalid {
                 path: features_path,
@@ -173,7 +199,7 @@ impl UciDataset {
             });
         }
         let target_path = dir.join("index_target.txt");
-        let target = read_indices(&target_path, "column", cols)?;
+        let target = read_indices(&read(&target_path)?, &target_path, "column", cols)?;
         let target_column = match target.as_slice() {
             [t] => *t,
             _ => {
@@ -192,17 +218,40 @@ impl UciDataset {
             });
         }
 
-        let n_splits = read_count(&dir.join("n_splits.txt"))?;
-        let n_hidden = read_count(&dir.join("n_hidden.txt"))?;
-        let n_epochs = read_count(&dir.join("n_epochs.txt"))?;
+        let mut count = |file: &str, max: usize| {
+            let path = dir.join(file);
+            read_count(&read(&path)?, &path, max)
+        };
+        let n_splits = count("n_splits.txt", crate::validate::SPLITS.max)?;
+        let n_hidden = count("n_hidden.txt", crate::validate::HIDDEN_WIDTH.max)?;
+        let n_epochs = count("n_epochs.txt", crate::validate::MAX_ITERATIONS.max)?;
 
         let mut splits = Vec::with_capacity(n_splits);
         let mut seen = vec![false; rows];
         for k in 0..n_splits {
             let train_path = dir.join(format!("index_train_{k}.txt"));
             let test_path = dir.join(format!("index_test_{k}.txt"));
-            let train = read_indices(&train_path, "row", rows)?;
-            let test = read_indices(&test_path, "row", rows)?;
+            let train = read_indices(&read(&train_path)?, &train_path, "row", rows)?;
+            let test = read_indices(&read(&test_path)?, &test_path, "row", rows)?;
+            for (list, path) in [(&train, &train_path), (&test, &test_path)] {
+                if list.is_empty() {
+                    return Err(DataError::Invalid {
+                        path: path.clone(),
+                        line: 0,
+                        reason: format!("split {k} lists no row"),
+                    });
+                }
+                seen.iter_mut().for_each(|s| *s = false);
+                for (line, &r) in list.iter().enumerate() {
+                    if std::mem::replace(&mut seen[r], true) {
+                        return Err(DataError::Invalid {
+                            path: path.clone(),
+                            line: line + 1,
+                            reason: format!("row {r} is listed twice"),
+                        });
+                    }
+                }
+            }
             seen.iter_mut().for_each(|s| *s = false);
             for &r in &train {
                 seen[r] = true;
@@ -273,8 +322,7 @@ impl UciDataset {
 
 /// Reads a whitespace-separated numeric matrix; returns row-major values, rows, cols.
 /// Blank lines are skipped; every other line must have as many fields as the first.
-fn read_matrix(path: &Path) -> Result<(Vec<f64>, usize, usize), DataError> {
-    let text = read_text(path)?;
+fn read_matrix(text: &str, path: &Path) -> Result<(Vec<f64>, usize, usize), DataError> {
     let mut values = Vec::new();
     let mut cols = 0usize;
     let mut rows = 0usize;
@@ -309,8 +357,12 @@ fn read_matrix(path: &Path) -> Result<(Vec<f64>, usize, usize), DataError> {
 }
 
 /// Reads one 0-based index per non-blank line and checks it is `< len`.
-fn read_indices(path: &Path, what: &'static str, len: usize) -> Result<Vec<usize>, DataError> {
-    let text = read_text(path)?;
+fn read_indices(
+    text: &str,
+    path: &Path,
+    what: &'static str,
+    len: usize,
+) -> Result<Vec<usize>, DataError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let token = line.trim();
@@ -332,9 +384,8 @@ fn read_indices(path: &Path, what: &'static str, len: usize) -> Result<Vec<usize
     Ok(out)
 }
 
-/// Reads a file holding one positive integer.
-fn read_count(path: &Path) -> Result<usize, DataError> {
-    let text = read_text(path)?;
+/// Reads a file holding one integer in `1..=max`.
+fn read_count(text: &str, path: &Path, max: usize) -> Result<usize, DataError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -345,11 +396,11 @@ fn read_count(path: &Path) -> Result<usize, DataError> {
         });
     };
     let value = parse_usize(line.trim(), path, i + 1)?;
-    if value == 0 {
+    if value == 0 || value > max {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
             line: i + 1,
-            reason: "expected a positive integer, found 0".into(),
+            reason: format!("expected an integer in 1..={max}, found {value}"),
         });
     }
     if let Some((j, _)) = lines.next() {

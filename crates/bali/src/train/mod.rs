@@ -184,6 +184,20 @@ impl<T: Scalar> Trainer<T> {
                 reason: "need at least one training row",
             });
         }
+        {
+            let batch = config.batch_size.unwrap_or(n_train).min(n_train);
+            let fisher_outputs = match (config.likelihood, config.fisher) {
+                (Likelihood::Categorical, crate::Fisher::Exact) => dims.last().copied().unwrap_or(0),
+                _ => 0,
+            };
+            crate::validate::check_memory(
+                format!(
+                    "training a {} network on batches of {batch} rows",
+                    crate::validate::dims_label(&dims)
+                ),
+                crate::validate::trainer_bytes(&dims, batch, fisher_outputs),
+            )?;
+        }
         let mlp = Mlp::new(dims, config.activation)?;
         if config.likelihood == Likelihood::Categorical && mlp.num_outputs() < 2 {
             return Err(BaliError::InvalidOption {
