@@ -615,6 +615,23 @@ pub fn bench_records<T: Scalar>(
 
 /// Runs `bali bench train`, writing JSON lines (`--json`) or a table to `out`.
 pub fn run(args: &BenchTrainArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    // A case none of whose asked-for methods runs would print an empty table.
+    if let Some(methods) = &args.methods {
+        let cases = args
+            .cases
+            .clone()
+            .unwrap_or_else(|| TrainCase::ALL.to_vec());
+        if let Some(case) = cases
+            .iter()
+            .find(|c| !methods.iter().any(|&m| m != Method::Adam && c.runs(m)))
+        {
+            return Err(CliError::InvalidOption {
+                name: "methods",
+                value: format!("{methods:?} for the case {case:?}"),
+                reason: "none of these methods runs on this case (the sampled Fisher is a classification method; the paper and scalar variants are regression methods)",
+            });
+        }
+    }
     if !args.json {
         writeln!(
             out,

@@ -39,7 +39,7 @@ pub struct ClassifyArgs {
     #[arg(long, requires = "target")]
     pub csv: Option<PathBuf>,
     /// The CSV's class-label column (name or 0-based index; integers or strings).
-    #[arg(long, requires = "csv")]
+    #[arg(long, requires = "csv", allow_hyphen_values = true)]
     pub target: Option<String>,
     /// Fraction of the CSV's rows held out as the test set, in (0, 1).
     #[arg(long, default_value_t = 0.2, value_parser = |s: &str| v::TEST_FRACTION.parse(s))]
@@ -58,7 +58,7 @@ pub struct ClassifyArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64).map(|v| v as usize))]
     pub members: Option<usize>,
     /// Hidden widths, comma-separated (default 100,100 on the digits, 400,400 on MNIST).
-    #[arg(long, value_delimiter = ',', value_parser = |s: &str| v::HIDDEN_WIDTH.parse(s))]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = |s: &str| v::HIDDEN_WIDTH.parse(s))]
     pub hidden: Option<Vec<usize>>,
     /// Largest iteration count on the validation carve (default: BALI 100 on MNIST, 300 on
     /// the digits; MAP 30 epochs on MNIST, 100 on the digits).
@@ -289,17 +289,52 @@ fn pm((m, se): (f64, f64), digits: usize) -> String {
     format!("{m:.digits$} ± {se:.digits$}")
 }
 
+impl ClassifyArgs {
+    /// The option checks that need neither files nor data: samples against every method's
+    /// members, the hidden widths, and the BALI-only options given without a BALI method.
+    pub fn check(&self) -> Result<(), CliError> {
+        for method in &self.method {
+            let members = self
+                .members
+                .unwrap_or(if method == "ensemble" { 5 } else { 1 });
+            crate::options::samples_for(self.samples, members, 20)?;
+        }
+        if let Some(h) = &self.hidden {
+            v::check_hidden(h)?;
+        }
+        let any_bali = self.method.iter().any(|m| m.starts_with("bali"));
+        let samples_read = any_bali || self.method.iter().any(|m| m == "laplace");
+        if let (Some(s), false) = (self.samples, samples_read) {
+            return Err(CliError::InvalidOption {
+                name: "samples",
+                value: s.to_string(),
+                reason: "is read by the sampling methods (bali, bali-paper, laplace); map and ensemble members give one deterministic output each",
+            });
+        }
+        if !any_bali && self.wd.is_some() {
+            return Err(CliError::InvalidOption {
+                name: "wd",
+                value: format!("{:?}", self.wd.clone().unwrap_or_default()),
+                reason: "is BALI's prior shrinkage: give it with --method bali or bali-paper (the MAP grid searches its own weight decay)",
+            });
+        }
+        if !any_bali && self.fisher != "exact" {
+            return Err(CliError::InvalidOption {
+                name: "fisher",
+                value: self.fisher.clone(),
+                reason: "is BALI's curvature: give it with --method bali or bali-paper",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Runs the protocol for every method and seed and prints the table (or JSON lines).
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // Options and paths before any work; the data once; the split per seed.
+    args.check()?;
     if let Some(dir) = &args.out_dir {
         v::check_output_dir(dir, "out-dir")?;
-    }
-    for method in &args.method {
-        let members = args
-            .members
-            .unwrap_or(if method == "ensemble" { 5 } else { 1 });
-        crate::options::samples_for(args.samples, members, 20)?;
     }
     let csv_name;
     let mut n_classes = 10;
@@ -350,10 +385,45 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
             ("digits 8x8 (embedded)", x, labels, 8, 1437, None)
         }
         (Some(root), None) => {
-            let images = read_idx_images(root.join("mnist/t10k-images-idx3-ubyte.gz"))?;
-            let labels = read_idx_labels(root.join("mnist/t10k-labels-idx1-ubyte.gz"))?;
+            let images_path = root.join("mnist/t10k-images-idx3-ubyte.gz");
+            let labels_path = root.join("mnist/t10k-labels-idx1-ubyte.gz");
+            let images = read_idx_images(&images_path)?;
+            let labels = read_idx_labels(&labels_path)?;
             bali::data::check_labels(&labels, 10)?;
+            if labels.len() != images.count {
+                return Err(bali::data::DataError::Invalid {
+                    path: labels_path,
+                    line: 0,
+                    reason: format!(
+                        "{} labels for the {} images of {}",
+                        labels.len(),
+                        images.count,
+                        images_path.display()
+                    ),
+                }
+                .into());
+            }
+            let distinct = (0..10u8).filter(|c| labels.contains(c)).count();
+            if images.count < 100 || distinct < 2 {
+                return Err(bali::data::DataError::TooFewRows {
+                    what: images_path.display().to_string(),
+                    rows: images.count,
+                    needed: format!("the 80/20 split and its carve need at least 100 images of at least 2 classes ({distinct} found)"),
+                }
+                .into());
+            }
             let kmnist = read_npz_images(root.join("kmnist/kmnist-test-imgs.npz"))?;
+            if kmnist.count == 0 {
+                return Err(bali::data::DataError::TooFewRows {
+                    what: root
+                        .join("kmnist/kmnist-test-imgs.npz")
+                        .display()
+                        .to_string(),
+                    rows: 0,
+                    needed: "the out-of-distribution set needs at least one image".into(),
+                }
+                .into());
+            }
             let square = images.rows == images.cols;
             if !square || (kmnist.rows, kmnist.cols) != (images.rows, images.cols) {
                 return Err(bali::BaliError::Shape {
@@ -363,35 +433,21 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 }
                 .into());
             }
+            let n_train = images.count * 4 / 5;
+            csv_name = format!(
+                "mnist t10k ({n_train} train / {} test)",
+                images.count - n_train
+            );
             (
-                "mnist t10k (8000 train / 2000 test)",
+                csv_name.as_str(),
                 images.to_unit_matrix(),
                 labels.iter().map(|&l| l as usize).collect(),
                 images.rows,
-                8000,
+                n_train,
                 Some(kmnist.to_unit_matrix()),
             )
         }
     };
-    // Options only the BALI methods read are refused, not ignored, without one.
-    let any_bali = args.method.iter().any(|m| m.starts_with("bali"));
-    if !any_bali && args.wd.is_some() {
-        return Err(CliError::InvalidOption {
-            name: "wd",
-            value: format!("{:?}", args.wd.clone().unwrap_or_default()),
-            reason: "is BALI's prior shrinkage: give it with --method bali or bali-paper (the MAP grid searches its own weight decay)",
-        });
-    }
-    if !any_bali && args.fisher != "exact" {
-        return Err(CliError::InvalidOption {
-            name: "fisher",
-            value: args.fisher.clone(),
-            reason: "is BALI's curvature: give it with --method bali or bali-paper",
-        });
-    }
-    if let Some(h) = &args.hidden {
-        v::check_hidden(h)?;
-    }
     let mnist = args.data.is_some();
     let tabular = args.csv.is_some();
     let hidden = args.hidden.clone().unwrap_or(if mnist {

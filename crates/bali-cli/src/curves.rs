@@ -45,17 +45,40 @@ pub struct CurvesArgs {
     pub options: TrainOptions,
 }
 
+impl CurvesArgs {
+    /// The option checks that need neither files nor data: no `--formulation` (both are
+    /// drawn), the hidden widths.
+    pub fn check(&self) -> Result<(), crate::CliError> {
+        if self.options.formulation.is_some() {
+            return Err(BaliError::InvalidOption {
+                name: "formulation",
+                value: "given".into(),
+                reason: "bali curves draws both formulations (BALI Improved and Paper)",
+            }
+            .into());
+        }
+        if let Some(h) = &self.options.hidden {
+            bali::validate::check_hidden(h)?;
+        }
+        let png = self
+            .out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if !png {
+            return Err(crate::CliError::InvalidOption {
+                name: "out",
+                value: self.out.display().to_string(),
+                reason: "must name a .png file (the plot is a PNG image)",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Trains the three methods and plots their curves.
 pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
+    args.check()?;
     let fixed = args.options.overrides();
-    if fixed.formulation.is_some() {
-        return Err(BaliError::InvalidOption {
-            name: "formulation",
-            value: "given".into(),
-            reason: "bali curves draws both formulations (BALI Improved and Paper)",
-        }
-        .into());
-    }
     // The MAP curve: the options that mean the same for Adam.
     let map_fixed = Overrides {
         activation: fixed.activation,
@@ -63,9 +86,6 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
         threads: fixed.threads,
         ..Overrides::default()
     };
-    if let Some(h) = &args.options.hidden {
-        bali::validate::check_hidden(h)?;
-    }
     bali::validate::check_output_file(&args.out, "out")?;
     let root = args
         .data

@@ -27,7 +27,7 @@ pub struct FitArgs {
     #[arg(long, requires = "target")]
     pub csv: Option<PathBuf>,
     /// Target column of the CSV file (name or 0-based index; needs `--csv`).
-    #[arg(long, requires = "csv")]
+    #[arg(long, requires = "csv", allow_hyphen_values = true)]
     pub target: Option<String>,
     /// Method and training options (`--hidden` default: 50).
     #[command(flatten)]
@@ -60,26 +60,36 @@ pub struct FitArgs {
     pub save: Option<PathBuf>,
 }
 
-/// Runs the main job.
-pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
-    // Every option, path and the data are checked before any training starts.
-    let preset = args.train.preset()?;
-    if let Some(h) = &args.train.options.hidden {
-        v::check_hidden(h)?;
-    }
-    if let Some(path) = &args.save {
-        if preset == Preset::Map {
+impl FitArgs {
+    /// The option checks that need neither files nor data: the method with its options, the
+    /// hidden widths, members and samples, `--save` with the method. Returns the method, the
+    /// members and the samples.
+    pub fn check(&self) -> Result<(Preset, usize, usize), crate::CliError> {
+        let preset = self.train.preset()?;
+        if let Some(h) = &self.train.options.hidden {
+            v::check_hidden(h)?;
+        }
+        if let (Some(path), Preset::Map) = (&self.save, preset) {
             return Err(crate::CliError::InvalidOption {
                 name: "save",
                 value: path.display().to_string(),
                 reason: "model files hold BALI posteriors; --method map has none",
             });
         }
+        let members = self.members.unwrap_or(preset.default_members());
+        let samples = crate::options::samples_for(self.samples, members, 100)?;
+        Ok((preset, members, samples))
+    }
+}
+
+/// Runs the main job.
+pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
+    // Every option, path and the data are checked before any training starts.
+    let (preset, members, samples) = args.check()?;
+    if let Some(path) = &args.save {
         v::check_output_file(path, "save")?;
     }
     v::check_output_dir(&args.out_dir, "out-dir")?;
-    let members = args.members.unwrap_or(preset.default_members());
-    let samples = crate::options::samples_for(args.samples, members, 100)?;
     let data: Dataset = match (&args.csv, &args.target) {
         (Some(path), Some(target)) => load_csv(path, target)?,
         _ => wine_quality(),
@@ -125,7 +135,10 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
     v::check_carve(
         n - n_test,
         ProtocolOptions::default().carve,
-        &format!("the training rows of {source} (--test-fraction {})", args.test_fraction),
+        &format!(
+            "the training rows of {source} (--test-fraction {})",
+            args.test_fraction
+        ),
     )?;
     let (train_idx, test_idx) =
         train_valid_carve(data.n_rows(), 1.0 - args.test_fraction, args.seed ^ 0x7E57);

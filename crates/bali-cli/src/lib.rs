@@ -167,6 +167,21 @@ impl From<bali::data::DataError> for CliError {
     }
 }
 
+impl Cli {
+    /// The option checks every subcommand runs before any work, without touching files or
+    /// data (each `run` calls the same checks first; the `cli_options` fuzz target calls
+    /// this).
+    pub fn check(&self) -> Result<(), CliError> {
+        match &self.command {
+            Command::Fit(a) => a.check().map(|_| ()),
+            Command::Uci(a) => a.check().map(|_| ()),
+            Command::Classify(a) => a.check(),
+            Command::Curves(a) => a.check(),
+            Command::Verify(_) | Command::Bench(_) | Command::Predict(_) => Ok(()),
+        }
+    }
+}
+
 /// Runs one parsed command line, writing its report to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {

@@ -26,7 +26,7 @@ pub struct TrainArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TrainOptions {
     /// Hidden layer widths, comma-separated (e.g. 50 or 50,50; default: the data set's).
-    #[arg(long, value_delimiter = ',', value_parser = |s: &str| v::HIDDEN_WIDTH.parse(s))]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = |s: &str| v::HIDDEN_WIDTH.parse(s))]
     pub hidden: Option<Vec<usize>>,
     /// Pseudo-target formulation (BALI): improved or paper (`paper` = `--method bali-paper`).
     #[arg(long, value_parser = PossibleValuesParser::new(["improved", "paper"])

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use bali::data::{parse_columns, read_text};
 use bali::metrics::mixture_quantile;
 use bali::model_file;
-use bali::{BaliError, Ensemble, Likelihood, PredictMode};
 use bali::validate as v;
+use bali::{BaliError, Ensemble, Likelihood, PredictMode};
 use clap::Args;
 
 use crate::CliError;
@@ -125,8 +125,7 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let ensemble = Ensemble {
         members: saved.members,
     };
-    let draws =
-        ensemble.predict_samples(x.as_ref(), samples, PredictMode::Weights, args.seed)?;
+    let draws = ensemble.predict_samples(x.as_ref(), samples, PredictMode::Weights, args.seed)?;
     let (lo_p, hi_p) = ((1.0 - args.level) / 2.0, (1.0 + args.level) / 2.0);
     writeln!(out, "mean,sd,lower,upper")?;
     // Inputs far outside the training range can overflow the network: refuse, naming the row.

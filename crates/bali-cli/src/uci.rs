@@ -130,9 +130,28 @@ pub fn parse_patience(s: &str) -> Result<usize, String> {
     if s == "all" {
         return Ok(usize::MAX);
     }
-    v::PATIENCE
-        .parse(s)
-        .map_err(|e| format!("{e}, or `all`"))
+    v::PATIENCE.parse(s).map_err(|e| format!("{e}, or `all`"))
+}
+
+impl UciArgs {
+    /// The option checks that need neither files nor data (see [`crate::fit::FitArgs::check`]):
+    /// the method, members and samples.
+    pub fn check(&self) -> Result<(Preset, usize, usize), crate::CliError> {
+        let preset = self.train.preset()?;
+        if let Some(h) = &self.train.options.hidden {
+            v::check_hidden(h)?;
+        }
+        if self.dataset.trim().is_empty() {
+            return Err(crate::CliError::InvalidOption {
+                name: "dataset",
+                value: format!("{:?}", self.dataset),
+                reason: "is empty: name a data set folder",
+            });
+        }
+        let members = self.members.unwrap_or(preset.default_members());
+        let samples = crate::options::samples_for(self.samples, members, 100)?;
+        Ok((preset, members, samples))
+    }
 }
 
 /// Runs the protocol on every requested split and writes the results.
@@ -142,12 +161,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         .data
         .clone()
         .unwrap_or_else(bali::data::default_uci_root);
-    let preset = args.train.preset()?;
-    if let Some(h) = &args.train.options.hidden {
-        v::check_hidden(h)?;
-    }
-    let members = args.members.unwrap_or(preset.default_members());
-    let samples = crate::options::samples_for(args.samples, members, 100)?;
+    let (preset, members, samples) = args.check()?;
     let ds = UciDataset::load(&root, &args.dataset)?;
     let n_splits = v::check_splits(args.splits.unwrap_or(ds.n_splits), ds.n_splits)?;
     let n_rows = ds.n_rows();
@@ -178,7 +192,11 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
     for k in 0..n_splits {
         let sd = ds.split_data(k)?;
         let what = format!("{} split {k}", ds.name);
-        v::check_target(sd.y_train.as_ref(), &format!("{what} (training rows)"), "target")?;
+        v::check_target(
+            sd.y_train.as_ref(),
+            &format!("{what} (training rows)"),
+            "target",
+        )?;
         v::check_features(sd.x_train.as_ref(), &what, &[])?;
         v::check_features(sd.x_test.as_ref(), &format!("{what} (test rows)"), &[])?;
         let xs = Standardizer::fit(sd.x_train.as_ref());

@@ -120,8 +120,16 @@ fn classify_on_the_embedded_digits_reports_every_metric() {
     ])
     .unwrap_err();
     assert!(e.contains("--fisher"), "{e}");
-    let e = run_cli(&["bali", "classify", "--out-dir", "/nonexistent/dir"]).unwrap_err();
-    assert!(e.contains("/nonexistent/dir"), "{e}");
+    // An --out-dir that cannot be created (its parent is a file) is refused before training.
+    let file = std::env::temp_dir().join(format!("bali-classify-file-{}", std::process::id()));
+    std::fs::write(&file, b"x").unwrap();
+    let bad = file.join("dir");
+    let e = run_cli(&["bali", "classify", "--out-dir", bad.to_str().unwrap()]).unwrap_err();
+    assert!(
+        e.contains("--out-dir") && e.contains(bad.to_str().unwrap()),
+        "{e}"
+    );
+    std::fs::remove_file(&file).ok();
 }
 
 #[test]

@@ -414,6 +414,31 @@ pub fn whitened_cov_tolerance(n: usize, samples: usize, k: f64) -> f64 {
 /// Standard deviations of the squared whitened error allowed by [`verify_random_problem`].
 const SAMPLE_COV_K: f64 = 10.0;
 
+/// Largest sampled-covariance tolerance [`verify_random_problem`] accepts: a sample count
+/// whose tolerance is above it could not tell the right covariance from one 20% off (whose
+/// whitened error is 0.2), so it is refused instead of passing a check that cannot fail.
+pub const MAX_SAMPLE_COV_TOL: f64 = 0.2;
+
+/// The fewest samples whose [`whitened_cov_tolerance`] (with `k` = 10) is at most
+/// [`MAX_SAMPLE_COV_TOL`] for an `n x n` covariance.
+pub fn min_verify_samples(n: usize) -> usize {
+    let ok = |s: usize| whitened_cov_tolerance(n, s, SAMPLE_COV_K) <= MAX_SAMPLE_COV_TOL;
+    let mut hi = 2usize;
+    while !ok(hi) {
+        hi = hi.saturating_mul(2);
+    }
+    let mut lo = hi / 2;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if ok(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 /// Settings of [`verify_random_problem`] (the `bali verify dense` command).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifyConfig {
@@ -520,11 +545,13 @@ pub fn verify_random_problem(cfg: &VerifyConfig) -> Result<VerifyReport> {
         });
     }
     check_dense_dim("verify pq", p.saturating_mul(q))?;
-    if cfg.samples < 2 {
-        return Err(MnError::InvalidParameter {
-            name: "verify samples",
-            value: cfg.samples as f64,
-            reason: "need at least 2 samples",
+    let needed = min_verify_samples(p * q);
+    if cfg.samples < needed {
+        return Err(MnError::TooFewSamples {
+            samples: cfg.samples,
+            needed,
+            dim: p * q,
+            tol: MAX_SAMPLE_COV_TOL,
         });
     }
     let par = Par::Seq;
@@ -680,6 +707,28 @@ mod tests {
         let ld = gaussian_log_density(m0.as_ref(), c0.as_ref(), m1.as_ref()).unwrap();
         let expect = -0.5 * (2.0 * std::f64::consts::PI * 2.0).ln() - 0.5 * 4.0 / 2.0;
         assert!((ld - expect).abs() < 1e-12);
+    }
+
+    #[test]
+    fn too_few_samples_are_refused_not_passed() {
+        let n = 200;
+        let needed = min_verify_samples(n);
+        assert!(whitened_cov_tolerance(n, needed, SAMPLE_COV_K) <= MAX_SAMPLE_COV_TOL);
+        assert!(whitened_cov_tolerance(n, needed - 1, SAMPLE_COV_K) > MAX_SAMPLE_COV_TOL);
+        let cfg = VerifyConfig {
+            samples: 2,
+            ..VerifyConfig::default()
+        };
+        let e = verify_random_problem(&cfg).unwrap_err();
+        assert!(
+            matches!(e, MnError::TooFewSamples { samples: 2, .. }),
+            "{e}"
+        );
+        let cfg = VerifyConfig {
+            samples: needed,
+            ..VerifyConfig::default()
+        };
+        assert!(verify_random_problem(&cfg).unwrap().passed);
     }
 
     #[test]

@@ -9,6 +9,18 @@ pub type Result<T> = std::result::Result<T, MnError>;
 /// panics or NaN outputs.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MnError {
+    /// A sample count too small for a Monte Carlo check to detect anything.
+    #[error("{samples} samples are too few to check a {dim}-dimensional sampled covariance: its tolerance would exceed {tol} (a covariance 20% off would pass); use at least {needed}")]
+    TooFewSamples {
+        /// Samples asked for.
+        samples: usize,
+        /// The fewest that can test.
+        needed: usize,
+        /// Dimension `pq` of the covariance.
+        dim: usize,
+        /// Largest tolerance accepted.
+        tol: f64,
+    },
     /// Cholesky factorization of an SPD factor failed at `pivot` (0-based), after the bounded
     /// jitter retries of the [`crate::JitterPolicy`].
     ///

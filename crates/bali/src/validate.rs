@@ -392,9 +392,7 @@ pub fn check_target(y: MatRef<'_, f64>, what: &str, target: &str) -> Result<()> 
         return Err(DataError::ValueOverflow {
             what: what.to_string(),
             column: target.to_string(),
-            reason: format!(
-                "its range [{lo:e}, {hi:e}] overflows a double; rescale the column"
-            ),
+            reason: format!("its range [{lo:e}, {hi:e}] overflows a double; rescale the column"),
         }
         .into());
     }
@@ -421,7 +419,10 @@ pub fn check_target(y: MatRef<'_, f64>, what: &str, target: &str) -> Result<()> 
 pub fn check_features(x: MatRef<'_, f64>, what: &str, names: &[String]) -> Result<Vec<String>> {
     let mut constant = Vec::new();
     for j in 0..x.ncols() {
-        let name = names.get(j).cloned().unwrap_or_else(|| format!("#{}", j + 1));
+        let name = names
+            .get(j)
+            .cloned()
+            .unwrap_or_else(|| format!("#{}", j + 1));
         let (lo, hi) = (0..x.nrows()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), i| {
             (a.min(x[(i, j)]), b.max(x[(i, j)]))
         });
@@ -543,7 +544,10 @@ mod tests {
     fn counts_and_reals_name_the_option_value_and_range() {
         assert_eq!(MEMBERS.check(5).unwrap(), 5);
         let e = MEMBERS.check(0).unwrap_err().to_string();
-        assert!(e.contains("members") && e.contains("= 0") && e.contains("1..=1000"), "{e}");
+        assert!(
+            e.contains("members") && e.contains("= 0") && e.contains("1..=1000"),
+            "{e}"
+        );
         assert!(MAX_ITERATIONS.parse("18446744073709551615").is_err());
         assert!(MAX_ITERATIONS.parse("-1").is_err());
         assert_eq!(MAX_ITERATIONS.parse(" 40 "), Ok(40));
@@ -560,7 +564,10 @@ mod tests {
     #[test]
     fn samples_below_members_are_refused_not_rounded() {
         assert!(check_samples(4, 5).is_err());
-        assert!(check_samples(6, 4).unwrap_err().to_string().contains("4 or 8"));
+        assert!(check_samples(6, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("4 or 8"));
         assert_eq!(check_samples(5, 5).unwrap(), 5);
         assert_eq!(check_samples(100, 1).unwrap(), 100);
         assert!(check_splits(21, 20).is_err() && check_splits(20, 20).is_ok());

@@ -154,10 +154,22 @@ pub fn parse_labelled_csv(
             found: classes.len(),
         });
     }
-    let labels = raw
+    let labels: Vec<usize> = raw
         .iter()
         .map(|r| classes.iter().position(|c| c == r).unwrap_or(0))
         .collect();
+    let mut counts = vec![0usize; classes.len()];
+    labels.iter().for_each(|&l| counts[l] += 1);
+    if let Some(c) = counts.iter().position(|&k| k < 2) {
+        return Err(DataError::Degenerate {
+            what: source.display().to_string(),
+            column: names[target_col].clone(),
+            reason: format!(
+                "class {:?} has only {} row; every class needs at least 2 (a column with a different value on most rows is a regression target: use bali fit)",
+                classes[c], counts[c]
+            ),
+        });
+    }
     let (n, d) = (rows.len(), feature_cols.len());
     let mut x = Mat::<f64>::zeros(n, d);
     for (i, (line_no, fields)) in rows.iter().enumerate() {
@@ -499,12 +511,26 @@ mod tests {
     fn duplicate_headers_and_decimal_commas_are_refused_not_guessed() {
         let e = parse_csv("a,y,a\n1,2,3\n", p(), "a").unwrap_err();
         assert!(
-            matches!(e, DataError::DuplicateHeader { first: 1, second: 3, .. }),
+            matches!(
+                e,
+                DataError::DuplicateHeader {
+                    first: 1,
+                    second: 3,
+                    ..
+                }
+            ),
             "{e}"
         );
         let e = parse_csv("a;b;y\n1,5;2;3\n2,25;3;4\n", p(), "y").unwrap_err();
         assert!(
-            matches!(e, DataError::DecimalComma { line: 2, column: 1, .. }),
+            matches!(
+                e,
+                DataError::DecimalComma {
+                    line: 2,
+                    column: 1,
+                    ..
+                }
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("1,5"), "{e}");

@@ -187,7 +187,9 @@ impl<T: Scalar> Trainer<T> {
         {
             let batch = config.batch_size.unwrap_or(n_train).min(n_train);
             let fisher_outputs = match (config.likelihood, config.fisher) {
-                (Likelihood::Categorical, crate::Fisher::Exact) => dims.last().copied().unwrap_or(0),
+                (Likelihood::Categorical, crate::Fisher::Exact) => {
+                    dims.last().copied().unwrap_or(0)
+                }
                 _ => 0,
             };
             crate::validate::check_memory(
