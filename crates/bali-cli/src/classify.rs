@@ -278,15 +278,22 @@ struct MethodRuns {
 }
 
 impl MethodRuns {
+    /// Mean and standard error over the seeds (NaN for one seed, which has none: [`pm`]
+    /// then prints the mean alone).
     fn stat(&self, f: impl Fn(&ClassResult) -> f64) -> (f64, f64) {
         let v: Vec<f64> = self.runs.iter().map(f).collect();
-        mean_and_stderr(&v)
+        let (m, se) = mean_and_stderr(&v);
+        (m, if v.len() < 2 { f64::NAN } else { se })
     }
 }
 
-/// `mean ± se` with `digits` decimals.
+/// `mean ± se` with `digits` decimals (the mean alone when `se` is NaN: one seed has none).
 fn pm((m, se): (f64, f64), digits: usize) -> String {
-    format!("{m:.digits$} ± {se:.digits$}")
+    if se.is_nan() {
+        format!("{m:.digits$}")
+    } else {
+        format!("{m:.digits$} ± {se:.digits$}")
+    }
 }
 
 impl ClassifyArgs {

@@ -455,14 +455,14 @@ pub struct VerifyConfig {
 }
 
 impl Default for VerifyConfig {
-    /// `p = q = 20`, `n = 200`, seed 0, 10 000 samples.
+    /// `p = q = 20`, `n = 200`, seed 0, 20 000 samples (at least [`min_verify_samples`]`(400)`).
     fn default() -> Self {
         VerifyConfig {
             p: 20,
             q: 20,
             n: 200,
             seed: 0,
-            samples: 10_000,
+            samples: 20_000,
         }
     }
 }
@@ -711,8 +711,10 @@ mod tests {
 
     #[test]
     fn too_few_samples_are_refused_not_passed() {
-        let n = 200;
+        let defaults = VerifyConfig::default();
+        let n = defaults.p * defaults.q;
         let needed = min_verify_samples(n);
+        assert!(defaults.samples >= needed);
         assert!(whitened_cov_tolerance(n, needed, SAMPLE_COV_K) <= MAX_SAMPLE_COV_TOL);
         assert!(whitened_cov_tolerance(n, needed - 1, SAMPLE_COV_K) > MAX_SAMPLE_COV_TOL);
         let cfg = VerifyConfig {

@@ -99,7 +99,8 @@ pub struct LabelledTable {
 /// Parses CSV `text` for classification: the `target` column (header name or 0-based index)
 /// holds class labels (integers or strings, trimmed; an empty label is an error naming the
 /// line); every other column with a number in it is a feature (each of its cells a finite
-/// number), the rest are left out and named. Errors also for fewer than two classes.
+/// number), the rest are left out and named. Errors also for fewer than two classes and
+/// for a class of one row.
 pub fn parse_labelled_csv(
     text: &str,
     source: &Path,
@@ -158,6 +159,13 @@ pub fn parse_labelled_csv(
         .iter()
         .map(|r| classes.iter().position(|c| c == r).unwrap_or(0))
         .collect();
+    let (n, d) = (rows.len(), feature_cols.len());
+    let mut x = Mat::<f64>::zeros(n, d);
+    for (i, (line_no, fields)) in rows.iter().enumerate() {
+        for (k, &j) in feature_cols.iter().enumerate() {
+            x[(i, k)] = parse_cell(&fields[j], source, *line_no, j + 1, &names[j])?;
+        }
+    }
     let mut counts = vec![0usize; classes.len()];
     labels.iter().for_each(|&l| counts[l] += 1);
     if let Some(c) = counts.iter().position(|&k| k < 2) {
@@ -169,13 +177,6 @@ pub fn parse_labelled_csv(
                 classes[c], counts[c]
             ),
         });
-    }
-    let (n, d) = (rows.len(), feature_cols.len());
-    let mut x = Mat::<f64>::zeros(n, d);
-    for (i, (line_no, fields)) in rows.iter().enumerate() {
-        for (k, &j) in feature_cols.iter().enumerate() {
-            x[(i, k)] = parse_cell(&fields[j], source, *line_no, j + 1, &names[j])?;
-        }
     }
     Ok(LabelledTable {
         x,
@@ -406,7 +407,7 @@ mod tests {
         let missing = vec!["c".to_string()];
         assert!(matches!(
             parse_columns(text, p(), &missing),
-            Err(DataError::UnknownColumn { .. })
+            Err(DataError::MissingInput { .. })
         ));
         // A text cell in a chosen column names the line and the column.
         let bad = parse_columns("a,b\n1,2\n3,x\n", p(), &names).unwrap_err();
@@ -550,18 +551,23 @@ mod labelled_tests {
 
     #[test]
     fn labelled_csv_maps_labels_to_classes_and_names_problems() {
-        let text = "id,a,species,b\nx1,1.5,setosa,2\nx2,2.5,virginica,3\nx3,0.5,setosa,1\n";
+        let text =
+            "id,a,species,b\nx1,1.5,setosa,2\nx2,2.5,virginica,3\nx3,0.5,setosa,1\nx4,1,virginica,0\n";
         let t = parse_labelled_csv(text, Path::new("t.csv"), "species").unwrap();
         assert_eq!(t.classes, ["setosa", "virginica"]);
-        assert_eq!(t.labels, [0, 1, 0]);
+        assert_eq!(t.labels, [0, 1, 0, 1]);
         assert_eq!(t.feature_names, ["a", "b"]);
         assert_eq!(t.skipped_columns, ["id"]);
         assert_eq!((t.x[(1, 0)], t.x[(2, 1)]), (2.5, 1.0));
         // Integer labels sort numerically (10 after 9), by index too.
-        let text = "u,label\n1,10\n2,9\n3,10\n";
+        let text = "u,label\n1,10\n2,9\n3,10\n4,9\n";
         let t = parse_labelled_csv(text, Path::new("t.csv"), "1").unwrap();
         assert_eq!(t.classes, ["9", "10"]);
-        assert_eq!(t.labels, [1, 0, 1]);
+        assert_eq!(t.labels, [1, 0, 1, 0]);
+        // A class of one row (a continuous column taken as labels) is refused.
+        let e =
+            parse_labelled_csv("u,y\n1,0.5\n2,0.7\n3,0.5\n", Path::new("t.csv"), "y").unwrap_err();
+        assert!(e.to_string().contains("only 1 row"), "{e}");
         // One class, an empty label, a bad feature cell: errors naming file, line, column.
         let e = parse_labelled_csv("u,y\n1,a\n2,a\n", Path::new("t.csv"), "y").unwrap_err();
         assert!(
