@@ -99,6 +99,10 @@ fn run(args: &[String], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
+/// A hostile input: what it is, the arguments, the environment, the exit code and a phrase
+/// stderr must hold.
+type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>, i32, &'a str);
+
 /// A CSV of `n` rows `a = i, b = i mod 5, y = f(i)`.
 fn table(n: usize) -> String {
     let mut s = String::from("a,b,y\n");
@@ -204,7 +208,7 @@ fn hostile_inputs_get_a_clear_error_and_never_a_panic_nan_or_hang() {
     let words = |a: &[&str]| -> Vec<String> { a.iter().map(|x| x.to_string()).collect() };
 
     // (what, arguments, environment, exit code, phrase of stderr)
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str)>, i32, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no samples",
             fit(&["--samples", "0"]),

@@ -193,7 +193,7 @@ pub const LEARNING_RATE: Real = real("lr", 0.0, true, 10.0, false);
 /// mixture is equal: each member draws `s / K`; nothing is rounded up).
 pub fn check_samples(samples: usize, members: usize) -> Result<usize> {
     SAMPLES.check(samples)?;
-    if members == 0 || samples % members != 0 {
+    if samples.checked_rem(members) != Some(0) {
         let below = samples / members.max(1) * members;
         return Err(BaliError::OutOfRange {
             option: "samples",
@@ -323,7 +323,7 @@ fn parse_bytes(text: &str) -> Option<u64> {
     };
     let v: f64 = number.trim().parse().ok()?;
     (v.is_finite() && v >= 0.0 && v * (scale as f64) < u64::MAX as f64)
-        .then(|| (v * scale as f64) as u64)
+        .then_some((v * scale as f64) as u64)
 }
 
 /// [`BaliError::Memory`] when `needed` bytes exceed [`memory_limit`].
