@@ -338,6 +338,15 @@ fn checked_len(dims: &[u64], path: &Path, kind: Kind) -> Result<(u64, Vec<usize>
         path: path.to_path_buf(),
         what: kind.describe(dims),
     };
+    // No image, no label or an image of no pixels cannot feed a network (and a count of
+    // 4e9 empty images would only make every per-image loop spin).
+    if dims.contains(&0) {
+        return Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            line: 0,
+            reason: format!("{}: a dimension is 0, nothing to read", kind.describe(dims)),
+        });
+    }
     let total = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
@@ -848,9 +857,11 @@ mod tests {
         for bytes in [raw.clone(), gzip(&raw)] {
             assert_eq!(parse_idx_labels(&bytes, &p()).unwrap(), labels);
         }
-        // Zero images is a valid (empty) file.
-        let im = parse_idx_images(&idx_bytes(2051, &[0, 28, 28], &[]), &p()).unwrap();
-        assert_eq!((im.count, im.pixels.len()), (0, 0));
+        // Zero images, or images of zero pixels (4e9 of them), are refused: nothing to learn.
+        for dims in [[0, 28, 28], [u32::MAX - 8, 65792, 0]] {
+            let e = parse_idx_images(&idx_bytes(2051, &dims, &[]), &p()).unwrap_err();
+            assert!(e.to_string().contains("dimension is 0"), "{e}");
+        }
     }
 
     #[test]
