@@ -448,9 +448,8 @@ pub unsafe extern "C" fn bali_predict(
                 "mean or variance is NULL".into(),
             ));
         }
-        if samples == 0 {
-            return Err(invalid("samples must be >= 1"));
-        }
+        // The shared range (1..=1e6): a count a frontend cannot allocate is refused here.
+        bali::validate::SAMPLES.check(samples)?;
         let members = members(m)?;
         if members.likelihood() == Likelihood::Categorical {
             return Err(invalid(
@@ -499,9 +498,8 @@ pub unsafe extern "C" fn bali_predict_proba(
         if probs.is_null() {
             return Err(Failure(BaliStatus::NullPointer, "probs is NULL".into()));
         }
-        if samples == 0 {
-            return Err(invalid("samples must be >= 1"));
-        }
+        // The shared range (1..=1e6): a count a frontend cannot allocate is refused here.
+        bali::validate::SAMPLES.check(samples)?;
         let members = members(m)?;
         if members.likelihood() != Likelihood::Categorical {
             return Err(invalid(

@@ -69,7 +69,16 @@ impl<M> Ensemble<M> {
         M: Predictor<T>,
     {
         let per = s.div_ceil(self.members.len().max(1)).max(1);
-        let mut all = Vec::with_capacity(per * self.members.len());
+        let count = per.saturating_mul(self.members.len());
+        let mut all = Vec::new();
+        // The count comes from users: a failed reservation is an error, not an abort.
+        all.try_reserve_exact(count)
+            .map_err(|_| crate::BaliError::Memory {
+                what: format!("{count} predictive samples"),
+                needed: (count as u64).saturating_mul(std::mem::size_of::<Mat<T>>() as u64),
+                limit: 0,
+                limit_source: "the allocator refused",
+            })?;
         for (m, member) in self.members.iter().enumerate() {
             let mut rng = StdRng::seed_from_u64(Self::sample_seed(seed, m));
             all.extend(member.sample_outputs(x, per, mode, &mut rng)?);
