@@ -127,14 +127,9 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let draws = ensemble.predict_samples(x.as_ref(), samples, PredictMode::Weights, args.seed)?;
     let (lo_p, hi_p) = ((1.0 - args.level) / 2.0, (1.0 + args.level) / 2.0);
-    writeln!(out, "mean,sd,lower,upper")?;
-    // Inputs far outside the training range can overflow the network: refuse, naming the row.
-    if let Some(i) = (0..x.nrows()).find(|&i| draws.iter().any(|s| !s[(i, 0)].is_finite())) {
-        return Err(CliError::NonFinitePrediction {
-            path: args.csv.clone(),
-            row: i + 1,
-        });
-    }
+    // Every row first: inputs far outside the training range can overflow the network or
+    // the spread of its samples; such a row is refused, by number, before anything prints.
+    let mut rows = Vec::with_capacity(x.nrows());
     let mut means = vec![0.0; draws.len()];
     for i in 0..x.nrows() {
         for (m, s) in means.iter_mut().zip(&draws) {
@@ -145,14 +140,23 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<(), CliError> {
         let sd = (spread + sigma2).sqrt();
         let lower = mixture_quantile(&means, sigma2, lo_p);
         let upper = mixture_quantile(&means, sigma2, hi_p);
-        writeln!(
-            out,
-            "{},{},{},{}",
+        let row = [
             loc + scale * mean,
             scale * sd,
             loc + scale * lower,
-            loc + scale * upper
-        )?;
+            loc + scale * upper,
+        ];
+        if !row.iter().all(|v| v.is_finite()) {
+            return Err(CliError::NonFinitePrediction {
+                path: args.csv.clone(),
+                row: i + 1,
+            });
+        }
+        rows.push(row);
+    }
+    writeln!(out, "mean,sd,lower,upper")?;
+    for [mean, sd, lower, upper] in rows {
+        writeln!(out, "{mean},{sd},{lower},{upper}")?;
     }
     Ok(())
 }

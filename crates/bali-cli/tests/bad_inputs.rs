@@ -167,6 +167,32 @@ fn hostile_inputs_get_a_clear_error_and_never_a_panic_nan_or_hang() {
     std::fs::create_dir_all(s.0.join("no-mnist")).unwrap();
     let no_mnist = s.path("no-mnist");
     let model = model_file();
+    // A small model of `a, b -> y` of our own, for predictions on extreme inputs.
+    let own_model = s.path("own.safetensors");
+    let fit_args: Vec<String> = [
+        "fit",
+        "--quiet",
+        "--out-dir",
+        &out,
+        "--csv",
+        &csv,
+        "--target",
+        "y",
+        "--hidden",
+        "3",
+        "--members",
+        "1",
+        "--max-iterations",
+        "3",
+        "--save",
+        &own_model,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let (code, _, stderr) = run(&fit_args, &[]);
+    assert_eq!(code, 0, "fitting the small model: {stderr}");
+    let extreme = s.file("extreme.csv", "a,b\n1e308,1\n2,3\n");
     let under_file = format!("{file}/m.safetensors");
 
     let fit = |extra: &[&str]| -> Vec<String> {
@@ -208,7 +234,7 @@ fn hostile_inputs_get_a_clear_error_and_never_a_panic_nan_or_hang() {
     let words = |a: &[&str]| -> Vec<String> { a.iter().map(|x| x.to_string()).collect() };
 
     // (what, arguments, environment, exit code, phrase of stderr)
-    let cases: Vec<Case> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "no samples",
             fit(&["--samples", "0"]),
@@ -249,7 +275,7 @@ fn hostile_inputs_get_a_clear_error_and_never_a_panic_nan_or_hang() {
             fit(&["--members", "4", "--samples", "6"]),
             vec![],
             1,
-            "multiples",
+            "a multiple",
         ),
         (
             "test fraction 1",
@@ -534,7 +560,7 @@ fn hostile_inputs_get_a_clear_error_and_never_a_panic_nan_or_hang() {
             ]),
             vec![],
             1,
-            "multiples",
+            "a multiple",
         ),
         (
             "uci: patience 0",
@@ -687,6 +713,13 @@ fn hostile_inputs_get_a_clear_error_and_never_a_panic_nan_or_hang() {
             "methods",
         ),
     ];
+    cases.push((
+        "predict: inputs that overflow the network",
+        words(&["predict", "--model", &own_model, "--csv", &extreme]),
+        vec![],
+        1,
+        "not finite",
+    ));
     let mut failures = Vec::new();
     for (what, args, env, code, phrase) in &cases {
         let (got, stdout, stderr) = run(args, env);

@@ -29,7 +29,7 @@ pub enum BaliError {
         reason: &'static str,
     },
     /// An option outside its accepted range (see [`crate::validate`]).
-    #[error("option {option} = {value} is not accepted: expected {accepted}")]
+    #[error("option --{option} = {value} is not accepted: expected {accepted}")]
     OutOfRange {
         /// Option name, as the command line spells it.
         option: &'static str,
@@ -39,7 +39,7 @@ pub enum BaliError {
         accepted: String,
     },
     /// A run that needs more memory than the limit (checked before allocating).
-    #[error("{what} needs about {} of memory, more than the limit of {} ({}); ask for less, or raise the limit with BALI_MEMORY_LIMIT", crate::validate::human_bytes(*needed), crate::validate::human_bytes(*limit), limit_source)]
+    #[error("{what} needs about {} of memory, more than the limit of {} ({}); ask for less{}", crate::validate::human_bytes(*needed), crate::validate::human_bytes(*limit), limit_source, if limit_source.contains("ulimit") { ", or raise `ulimit -v`" } else if limit_source.contains("allocator") { "" } else { ", or set BALI_MEMORY_LIMIT if more is free" })]
     Memory {
         /// What was asked for (the network, members and samples).
         what: String,
@@ -57,6 +57,16 @@ pub enum BaliError {
         grid: usize,
         /// The last failure, with its options.
         last: String,
+    },
+    /// An environment variable with a value outside what it accepts.
+    #[error("environment variable {name} = {value:?} is not accepted: expected {accepted}")]
+    Environment {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it accepts.
+        accepted: &'static str,
     },
     /// An output path that cannot be written (checked before any work).
     #[error("--{option} {}: {reason}", path.display())]

@@ -94,7 +94,7 @@ impl Real {
         } else {
             Err(BaliError::OutOfRange {
                 option: self.option,
-                value: value.to_string(),
+                value: show_real(value),
                 accepted: self.to_string(),
             })
         }
@@ -106,8 +106,14 @@ impl Real {
             .trim()
             .parse()
             .map_err(|_| format!("`{text}` is not a number in {self}"))?;
-        self.check(value)
-            .map_err(|_| format!("{text} is outside the accepted range {self}"))
+        self.check(value).map_err(|_| {
+            let shown = if value.is_finite() {
+                show_real(value)
+            } else {
+                text.trim().to_string()
+            };
+            format!("{shown} is outside the accepted range {self}")
+        })
     }
 }
 
@@ -122,9 +128,20 @@ impl fmt::Display for Real {
         let max = if self.max.is_infinite() {
             "inf".to_string()
         } else {
-            self.max.to_string()
+            show_real(self.max)
         };
-        write!(f, "{lo}{}, {max}{hi} (finite)", self.min)
+        write!(f, "{lo}{}, {max}{hi} (finite)", show_real(self.min))
+    }
+}
+
+/// A real for messages: plain in `[1e-4, 1e6)`, else in exponent form (`1e-320`, not 320
+/// digits).
+pub fn show_real(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-4..1e6).contains(&a) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
     }
 }
 
@@ -195,13 +212,16 @@ pub fn check_samples(samples: usize, members: usize) -> Result<usize> {
     SAMPLES.check(samples)?;
     if samples.checked_rem(members) != Some(0) {
         let below = samples / members.max(1) * members;
+        let examples = if below == 0 {
+            format!("{members} or {}", 2 * members)
+        } else {
+            format!("{below} or {}", below + members)
+        };
         return Err(BaliError::OutOfRange {
             option: "samples",
             value: samples.to_string(),
             accepted: format!(
-                "multiples of the {members} member(s) (each member draws S / K), such as {} or {}",
-                below.max(members),
-                below + members
+                "a multiple of the {members} member(s) (each member draws S / K), such as {examples}"
             ),
         });
     }
@@ -278,10 +298,10 @@ pub fn memory_limit() -> Result<Option<(u64, &'static str)>> {
     if let Ok(text) = std::env::var("BALI_MEMORY_LIMIT") {
         return parse_bytes(&text)
             .map(|b| Some((b, "BALI_MEMORY_LIMIT")))
-            .ok_or(BaliError::OutOfRange {
-                option: "BALI_MEMORY_LIMIT",
+            .ok_or(BaliError::Environment {
+                name: "BALI_MEMORY_LIMIT",
                 value: text,
-                accepted: "a byte count, optionally with K, M, G or T (powers of 1024)".into(),
+                accepted: "a byte count, optionally with K, M, G or T (powers of 1024)",
             });
     }
     let available = std::fs::read_to_string("/proc/meminfo")
@@ -497,6 +517,9 @@ pub fn check_output_file(path: &Path, option: &'static str) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad(format!("{} exists and is not a folder", dir.display())));
+    }
     if !dir.is_dir() {
         return Err(bad(format!("its folder {} does not exist", dir.display())));
     }
@@ -565,6 +588,10 @@ mod tests {
     fn samples_below_members_are_refused_not_rounded() {
         assert!(check_samples(4, 5).is_err());
         assert!(check_samples(6, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("4 or 8"));
+        assert!(check_samples(2, 4)
             .unwrap_err()
             .to_string()
             .contains("4 or 8"));
