@@ -467,11 +467,7 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut dims = vec![x.ncols()];
     dims.extend(&hidden);
     dims.push(n_classes);
-    let dims_label = dims
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("-");
+    let dims_label = v::dims_label(&dims);
     let n_fit = (0.8 * n_train as f64).round() as usize;
     let bar = if args.quiet {
         ProgressBar::hidden()

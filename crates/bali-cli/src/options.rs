@@ -96,10 +96,7 @@ impl TrainArgs {
 
     /// Dimension string `d_0-h_1-..-1` for messages.
     pub fn dims_label(dims: &[usize]) -> String {
-        dims.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("-")
+        v::dims_label(dims)
     }
 }
 
