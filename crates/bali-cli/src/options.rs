@@ -48,8 +48,10 @@ pub struct TrainOptions {
     /// What BALI's `--wd` is measured against: `absolute` (the proximal prior's shrinkage is
     /// `wd`; its penalty is curvature-weighted, `(wd / 2 alpha) tr(W D W^T)`) or `curvature`
     /// (the shrinkage is `alpha wd / (tr D / q)` every step: a ridge `(wd / 2) |W|^2` under
-    /// the scalar preconditioner, whatever `alpha`, the data and the layer).
-    #[arg(long, value_parser = PossibleValuesParser::new(["absolute", "curvature"])
+    /// the scalar preconditioner, whatever `alpha`, the data and the layer) or `evidence`
+    /// (as curvature, with `wd` re-estimated from the whole-network Laplace evidence after
+    /// steps 1-10 and every 10th step; full-batch regression only).
+    #[arg(long, value_parser = PossibleValuesParser::new(["absolute", "curvature", "evidence"])
           .try_map(|s| s.parse::<WdScale>()))]
     pub wd_scale: Option<WdScale>,
     /// Prior precision lambda of the hidden layers (BALI), > 0.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use bali::data::{Standardizer, UciDataset};
-use bali::experiment::{run_split, ProtocolOptions, Split, TestResult};
+use bali::experiment::{run_split, Criterion, ProtocolOptions, Split, TestResult};
 use bali::metrics::mean_and_stderr;
 use bali::validate as v;
 use bali::Preset;
@@ -50,6 +50,12 @@ pub struct UciArgs {
     /// method's, 2 for BALI, all for map].
     #[arg(long, value_parser = parse_patience)]
     pub patience: Option<usize>,
+    /// What chooses the options and the iteration count: `carve`, the held-out
+    /// log-likelihood on a 20% validation carve, or `evidence`, the whole-network Laplace
+    /// evidence of networks trained on the whole training split (full-batch data sets only;
+    /// `docs/results/wider.md` compares them).
+    #[arg(long, default_value = "carve")]
+    pub select: Criterion,
     /// Only the default options (no held-out grid over options).
     #[arg(long)]
     pub no_grid: bool,
@@ -68,6 +74,9 @@ struct SplitLine<'a> {
     method: &'a str,
     split: usize,
     members: usize,
+    /// `carve` or `evidence` (what `valid_ll` and the curve's scores are: the held-out
+    /// log-likelihood, or the Laplace evidence per training row).
+    select: &'static str,
     test_ll: f64,
     rmse: f64,
     train_rmse: f64,
@@ -185,6 +194,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         patience: args.patience.unwrap_or(preset.patience()),
         threads: args.train.options.threads.unwrap_or(1),
         seed: args.seed,
+        criterion: args.select,
         ..ProtocolOptions::default()
     };
     let dims = args.train.dims(ds.n_features(), ds.n_hidden);
@@ -221,6 +231,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
                 method: preset.name(),
                 split: k,
                 members,
+                select: args.select.name(),
                 test_ll: r.test_ll,
                 rmse: r.rmse,
                 train_rmse: r.train_rmse,

@@ -2,8 +2,8 @@
 //! ../shared/data), `bali fit --csv` (including malformed input) and the checkpoint schedule.
 
 use bali::experiment::{
-    calibrate_sigma2, calibrate_sigma2_above, checkpoints, run_split, Method, ProtocolOptions,
-    Split,
+    calibrate_sigma2, calibrate_sigma2_above, checkpoints, run_split, Criterion, Method,
+    ProtocolOptions, Split,
 };
 use bali::BaliConfig;
 use bali_cli::{run, Cli};
@@ -87,6 +87,72 @@ fn protocol_on_a_synthetic_problem_gives_calibrated_finite_figures() {
     assert!(r.coverage[0] <= r.coverage[1] && r.coverage[1] <= r.coverage[2]);
     assert!(r.iterations >= 1 && r.iterations <= 60);
     assert_eq!(r.test_samples.len(), 40);
+}
+
+/// `Criterion::Evidence`: the curve holds the Laplace evidence per training row of a network
+/// trained on the whole training split (recomputed here for the chosen checkpoint), the
+/// predictive noise is the final network's evidence noise, and mini-batch grids are refused.
+#[test]
+fn selection_by_the_laplace_evidence() {
+    let n = 160;
+    let x = Mat::from_fn(n, 2, |i, j| ((i * (j + 3)) % 17) as f64 / 8.0 - 1.0);
+    let noise = |i: usize| ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (2.0 * x[(i, 0)]).sin() + x[(i, 1)] + 0.2 * noise(i)
+    });
+    let (xt, yt) = (x.subrows(0, 130).to_owned(), y.subrows(0, 130).to_owned());
+    let (xs, ys) = (x.subrows(130, 30).to_owned(), y.subrows(130, 30).to_owned());
+    let split = Split {
+        train: (xt.as_ref(), yt.as_ref()),
+        test: (xs.as_ref(), ys.as_ref()),
+        y_scale: 1.0,
+    };
+    let options = ProtocolOptions {
+        members: 1,
+        samples: 20,
+        max_iterations: 40,
+        criterion: Criterion::Evidence,
+        ..ProtocolOptions::default()
+    };
+    let config = BaliConfig {
+        gamma: 0.1,
+        ..BaliConfig::default()
+    };
+    let grid = [
+        Method::Bali(config.clone()),
+        Method::Bali(BaliConfig {
+            wd: 1.0,
+            ..config.clone()
+        }),
+    ];
+    let r = run_split(&grid, &[2, 10, 1], &split, &options, None).unwrap();
+    assert!(
+        r.test_ll.is_finite() && r.rmse < 0.5,
+        "{} {}",
+        r.test_ll,
+        r.rmse
+    );
+    let best = r
+        .curve
+        .iter()
+        .find(|c| c.iterations == r.iterations)
+        .expect("the chosen checkpoint is on the curve");
+    let member = &r.ensemble.members[0];
+    let e = member.laplace_evidence(xt.as_ref(), yt.as_ref()).unwrap();
+    assert!(
+        (e.per_row(130) - best.valid_ll).abs() < 1e-9,
+        "{} vs {}",
+        e.per_row(130),
+        best.valid_ll
+    );
+    assert_eq!(r.sigma2, e.sigma2);
+    assert!(r.curve.iter().all(|c| c.valid_ll <= best.valid_ll));
+    let mini = [Method::Bali(BaliConfig {
+        batch_size: Some(32),
+        ..config
+    })];
+    let err = run_split(&mini, &[2, 10, 1], &split, &options, None).unwrap_err();
+    assert!(err.to_string().contains("full-batch"), "{err}");
 }
 
 #[test]

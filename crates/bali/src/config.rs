@@ -107,6 +107,15 @@ pub enum WdScale {
     /// eigenvalue 1 (exactly the ridge `(wd / 2) |E M|^2` under the `Scalar` preconditioner)
     /// and which does not depend on `alpha`.
     Curvature,
+    /// As `Curvature`, with `wd` re-estimated online from the whole-network Laplace evidence
+    /// ([`crate::evidence`]) of the current means on the training set: after step `s` for
+    /// `s <= 10` and every 10th step after, `wd = tau_h sigma^2`, `tau_h` the prior precision
+    /// shared by the hidden layers and `sigma^2` the noise that maximize the evidence (the
+    /// fixed point `X^T G + wd E M = 0` of the unit-noise loss is the MAP point of the noise
+    /// `sigma^2` and the prior `N(0, tau_h^{-1} I)`: `X^T G / sigma^2 + tau_h M = 0`). The
+    /// configured `wd` holds until the first estimate. `Improved`, full-batch regression
+    /// ([`crate::Trainer::fit`]) only.
+    Evidence,
 }
 
 impl WdScale {
@@ -115,6 +124,7 @@ impl WdScale {
         match self {
             WdScale::Absolute => "absolute",
             WdScale::Curvature => "curvature",
+            WdScale::Evidence => "evidence",
         }
     }
 }
@@ -125,8 +135,9 @@ impl std::str::FromStr for WdScale {
         match s {
             "absolute" | "Absolute" => Ok(WdScale::Absolute),
             "curvature" | "Curvature" => Ok(WdScale::Curvature),
+            "evidence" | "Evidence" => Ok(WdScale::Evidence),
             _ => Err(format!(
-                "unknown wd scale `{s}` (expected absolute or curvature)"
+                "unknown wd scale `{s}` (expected absolute, curvature or evidence)"
             )),
         }
     }

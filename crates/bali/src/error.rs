@@ -120,6 +120,17 @@ pub enum BaliError {
         /// What it needs.
         needs: &'static str,
     },
+    /// The eigenvalues of a factor of the Laplace evidence ([`crate::evidence`]) did not
+    /// converge (only non-finite or extreme entries do that).
+    #[error("layer {layer}: the eigenvalues of the Laplace evidence's {factor} ({dim} x {dim}) did not converge; the network or the data hold non-finite or extreme values")]
+    Eigen {
+        /// Layer index.
+        layer: usize,
+        /// Which factor (`A_l = X_l^T X_l / N` or `B_l`).
+        factor: &'static str,
+        /// Its dimension.
+        dim: usize,
+    },
     /// A non-finite value appeared where it must not (divergence or bad input).
     #[error("non-finite value in {what}{}, at step {step}: training diverged (try a smaller step size, more damping or a stronger prior) or the input holds extreme values", layer.map(|l| format!(" of layer {l}")).unwrap_or_default())]
     NonFinite {

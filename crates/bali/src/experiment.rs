@@ -33,6 +33,44 @@ pub struct ProtocolOptions {
     pub threads: usize,
     /// Base seed (members use `seed + m`).
     pub seed: u64,
+    /// What chooses the options and the iteration count.
+    pub criterion: Criterion,
+}
+
+/// What the protocol maximizes to choose a grid point and its iteration count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Criterion {
+    /// The held-out log-likelihood on the validation carve (networks trained on the rest).
+    #[default]
+    Carve,
+    /// The whole-network Laplace evidence per training row ([`crate::evidence`]) of one
+    /// network trained on the whole training split, at its optimal noise and prior
+    /// precisions: no rows are held out. The predictive noise is the evidence's `sigma^2`.
+    /// Regression only.
+    Evidence,
+}
+
+impl Criterion {
+    /// The command-line spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Criterion::Carve => "carve",
+            Criterion::Evidence => "evidence",
+        }
+    }
+}
+
+impl std::str::FromStr for Criterion {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "carve" => Ok(Criterion::Carve),
+            "evidence" => Ok(Criterion::Evidence),
+            _ => Err(format!(
+                "unknown criterion {s:?}: expected carve or evidence"
+            )),
+        }
+    }
 }
 
 impl Default for ProtocolOptions {
@@ -45,6 +83,7 @@ impl Default for ProtocolOptions {
             carve: 0.8,
             threads: 1,
             seed: 0,
+            criterion: Criterion::Carve,
         }
     }
 }
@@ -176,26 +215,23 @@ fn learned_noise(ens: &Ensemble<Learner<f64>>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// Trains `options.members` networks on `(x_train, y_train)` and evaluates the mixture on
-/// `(x_valid, y_valid)` at [`checkpoints`], choosing `sigma^2` at each; stops after
-/// `patience` checkpoints without improvement. All data standardized.
-pub fn select_iterations(
-    method: &Method,
-    dims: &[usize],
-    train: (MatRef<'_, f64>, MatRef<'_, f64>),
-    valid: (MatRef<'_, f64>, MatRef<'_, f64>),
+/// The checkpoint search shared by both criteria: trains `ens` on `(x, y)` up to each of
+/// [`checkpoints`], records `score(ens, iterations)` and stops after `options.patience`
+/// checkpoints without improvement of its `valid_ll`; a run that diverges after the first
+/// checkpoint ends the search with the best so far.
+fn search_checkpoints(
+    ens: &mut Ensemble<Learner<f64>>,
+    (x, y): (MatRef<'_, f64>, MatRef<'_, f64>),
     options: &ProtocolOptions,
-    members: usize,
+    phase: &str,
     progress: Option<Progress<'_>>,
+    mut score: impl FnMut(&Ensemble<Learner<f64>>, usize) -> Result<Checkpoint>,
 ) -> Result<Selection> {
-    let (x, y) = train;
-    let (xv, yv) = valid;
-    let mut ens = new_ensemble(method, dims, x.nrows(), members, options.seed)?;
     let mut curve: Vec<Checkpoint> = Vec::new();
     let mut best: Option<Checkpoint> = None;
     let mut since_best = 0;
     for c in checkpoints(options.max_iterations) {
-        match advance_to(&mut ens, x, y, c as u64, options.threads) {
+        match advance_to(ens, x, y, c as u64, options.threads) {
             Ok(()) => {}
             // A diverged run ends the search; the best checkpoint so far stands.
             Err(BaliError::NonFinite { .. }) | Err(BaliError::Algebra(_)) if best.is_some() => {
@@ -203,31 +239,12 @@ pub fn select_iterations(
             }
             Err(e) => return Err(e),
         }
-        let samples = ens.predict_samples(
-            xv,
-            options.samples,
-            PredictMode::Weights,
-            options.seed ^ 0xA5A5,
-        )?;
-        // Full-batch BALI: the predictive noise is searched at or above the output layer's
-        // learned Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise
-        // level an order of magnitude below the network's own residual variance (yacht).
-        let floor = learned_noise(&ens).unwrap_or(0.0);
-        let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
-        let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
-        let mean = metrics::predictive_mean(&refs);
-        let valid_rmse = metrics::rmse(mean.as_ref(), yv);
-        let cp = Checkpoint {
-            iterations: c,
-            valid_ll,
-            valid_rmse,
-            sigma2,
-        };
+        let cp = score(ens, c)?;
         curve.push(cp);
         if let Some(report) = progress {
-            report("selecting on the held-out carve", c, options.max_iterations);
+            report(phase, c, options.max_iterations);
         }
-        if best.is_none_or(|b| valid_ll > b.valid_ll) {
+        if best.is_none_or(|b| cp.valid_ll > b.valid_ll) {
             best = Some(cp);
             since_best = 0;
         } else {
@@ -243,6 +260,70 @@ pub fn select_iterations(
         reason: "must be >= 1",
     })?;
     Ok(Selection { best, curve })
+}
+
+/// Trains `options.members` networks on `(x_train, y_train)` and evaluates the mixture on
+/// `(x_valid, y_valid)` at [`checkpoints`], choosing `sigma^2` at each; stops after
+/// `patience` checkpoints without improvement. All data standardized.
+pub fn select_iterations(
+    method: &Method,
+    dims: &[usize],
+    train: (MatRef<'_, f64>, MatRef<'_, f64>),
+    valid: (MatRef<'_, f64>, MatRef<'_, f64>),
+    options: &ProtocolOptions,
+    members: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<Selection> {
+    let (xv, yv) = valid;
+    let mut ens = new_ensemble(method, dims, train.0.nrows(), members, options.seed)?;
+    let phase = "selecting on the held-out carve";
+    search_checkpoints(&mut ens, train, options, phase, progress, |ens, c| {
+        let samples = ens.predict_samples(
+            xv,
+            options.samples,
+            PredictMode::Weights,
+            options.seed ^ 0xA5A5,
+        )?;
+        // Full-batch BALI: the predictive noise is searched at or above the output layer's
+        // learned Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise
+        // level an order of magnitude below the network's own residual variance (yacht).
+        let floor = learned_noise(ens).unwrap_or(0.0);
+        let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
+        let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
+        let mean = metrics::predictive_mean(&refs);
+        Ok(Checkpoint {
+            iterations: c,
+            valid_ll,
+            valid_rmse: metrics::rmse(mean.as_ref(), yv),
+            sigma2,
+        })
+    })
+}
+
+/// [`select_iterations`] by the whole-network Laplace evidence: one network (the first
+/// member's seed) trained on `(x, y)`, the whole training split; at each checkpoint the
+/// evidence per row ([`Learner::laplace_evidence`]) is recorded in `valid_ll`, the training
+/// RMSE of the means in `valid_rmse` and the evidence's noise in `sigma2`; stops after
+/// `patience` checkpoints without improvement.
+pub fn select_by_evidence(
+    method: &Method,
+    dims: &[usize],
+    train: (MatRef<'_, f64>, MatRef<'_, f64>),
+    options: &ProtocolOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<Selection> {
+    let (x, y) = train;
+    let mut ens = new_ensemble(method, dims, x.nrows(), 1, options.seed)?;
+    let phase = "selecting by the Laplace evidence";
+    search_checkpoints(&mut ens, train, options, phase, progress, |ens, c| {
+        let evidence = ens.members[0].laplace_evidence(x, y)?;
+        Ok(Checkpoint {
+            iterations: c,
+            valid_ll: evidence.per_row(x.nrows()),
+            valid_rmse: ens.members[0].train_rmse(x, y)?,
+            sigma2: evidence.sigma2,
+        })
+    })
 }
 
 /// Test-split figures of one trained ensemble.
@@ -333,24 +414,40 @@ pub fn run_split(
             ),
         )?;
     }
+    // The carve is also cut under the evidence criterion (it is cheap); only the carve
+    // criterion trains on it.
     let (fit_idx, valid_idx) = crate::data::train_valid_carve(n, options.carve, options.seed);
     let xf = crate::data::split_rows(x, &fit_idx);
     let yf = crate::data::split_rows(y, &fit_idx);
     let xv = crate::data::split_rows(x, &valid_idx);
     let yv = crate::data::split_rows(y, &valid_idx);
+    let by_evidence = options.criterion == Criterion::Evidence;
+    if by_evidence {
+        if let Some(m) = grid.iter().find(|m| m.batch_size().is_some_and(|b| b < n)) {
+            return Err(BaliError::InvalidOption {
+                name: "select",
+                value: format!("evidence with [{}]", m.label()),
+                reason: "the Laplace evidence is evaluated on full-batch networks only; use --select carve with mini-batches",
+            });
+        }
+    }
     let mut chosen: Option<(usize, Selection)> = None;
     let mut last_failure: Option<String> = None;
     for (g, method) in grid.iter().enumerate() {
         let members = if grid.len() == 1 { options.members } else { 1 };
-        let sel = select_iterations(
-            method,
-            dims,
-            (xf.as_ref(), yf.as_ref()),
-            (xv.as_ref(), yv.as_ref()),
-            options,
-            members,
-            progress,
-        );
+        let sel = if by_evidence {
+            select_by_evidence(method, dims, (x, y), options, progress)
+        } else {
+            select_iterations(
+                method,
+                dims,
+                (xf.as_ref(), yf.as_ref()),
+                (xv.as_ref(), yv.as_ref()),
+                options,
+                members,
+                progress,
+            )
+        };
         let sel = match sel {
             Ok(s) => s,
             // One grid point failing numerically does not end the protocol.
@@ -372,7 +469,7 @@ pub fn run_split(
         last: last_failure.unwrap_or_default(),
     })?;
     let method = &grid[g];
-    if grid.len() > 1 && options.members > 1 {
+    if grid.len() > 1 && options.members > 1 && !by_evidence {
         selection = select_iterations(
             method,
             dims,
@@ -408,7 +505,17 @@ pub fn run_split(
         PredictMode::Weights,
         options.seed ^ 0x5A5A,
     )?;
-    let sigma2 = selection.best.sigma2;
+    // By the evidence: the noise of the final members' own evidence (their mean), each
+    // member at its own optimum; by the carve: the carve's noise.
+    let sigma2 = if by_evidence {
+        let mut total = 0.0;
+        for m in &ens.members {
+            total += m.laplace_evidence(x, y)?.sigma2;
+        }
+        total / ens.members.len() as f64
+    } else {
+        selection.best.sigma2
+    };
     let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
     let ll = metrics::gaussian_mixture_log_lik(&refs, sigma2, yt, split.y_scale);
     let test_ll = ll.iter().sum::<f64>() / ll.len().max(1) as f64;

@@ -24,6 +24,7 @@ pub mod classify;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod evidence;
 pub mod experiment;
 pub mod laplace;
 pub mod likelihood;

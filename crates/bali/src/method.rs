@@ -70,6 +70,7 @@ impl Method {
                 c.wd,
                 match c.wd_scale {
                     WdScale::Curvature if c.wd > 0.0 => "/curvature",
+                    WdScale::Evidence => "/evidence",
                     _ => "",
                 },
                 batch(c.batch_size)
@@ -136,6 +137,38 @@ impl<T: Scalar> Learner<T> {
                 (sigma.dim() == 1).then(|| sigma.diagonal()[0].to_f64())
             }
             Learner::Bali(_) | Learner::Map(_) => None,
+        }
+    }
+}
+
+impl Learner<f64> {
+    /// The whole-network Laplace evidence ([`crate::evidence`]) of the current weights (BALI:
+    /// the posterior means; MAP: its weights) on the standardized training rows `(x, y)`, at
+    /// its optimal noise and per-layer prior precisions.
+    pub fn laplace_evidence(
+        &self,
+        x: MatRef<'_, f64>,
+        y: MatRef<'_, f64>,
+    ) -> Result<crate::evidence::Evidence> {
+        let (mlp, weights) = self.mlp_and_weights();
+        Ok(
+            crate::evidence::LaplaceFactors::compute(mlp, weights, x, y, faer::Par::Seq)?
+                .maximize(),
+        )
+    }
+
+    /// RMSE of the network output at the current weights (BALI: the posterior means) on
+    /// `(x, y)` (standardized units).
+    pub fn train_rmse(&self, x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Result<f64> {
+        let (mlp, weights) = self.mlp_and_weights();
+        let trace = mlp.forward(weights, x, faer::Par::Seq)?;
+        Ok(crate::metrics::rmse(trace.output(), y))
+    }
+
+    fn mlp_and_weights(&self) -> (&bali_autodiff::Mlp, &[Mat<f64>]) {
+        match self {
+            Learner::Bali(m) => (m.mlp(), m.model().means()),
+            Learner::Map(m) => (m.mlp(), m.weights()),
         }
     }
 }
@@ -374,6 +407,8 @@ impl Preset {
             (None, Some(WdScale::Curvature)) => {
                 vec![(0.0, WdScale::Curvature), (10.0, WdScale::Curvature)]
             }
+            // Estimated online from 0 on: nothing to search.
+            (None, Some(WdScale::Evidence)) => vec![(0.0, WdScale::Evidence)],
             (None, None) => vec![
                 (0.0, WdScale::Absolute),
                 (1.0, WdScale::Absolute),

@@ -604,3 +604,70 @@ fn curvature_scaled_weight_decay_is_a_plain_ridge() {
         "absolute kappa {k_half} (alpha 0.5) vs {k_one} (alpha 1)"
     );
 }
+
+/// `WdScale::Evidence`: after a `fit` the weight decay in use is `tau_h sigma^2` of the
+/// Laplace evidence of the current means (one precision for the hidden layers), it moves
+/// away from the configured start, a split `fit` gives the same bits, and the options it
+/// cannot serve (mini-batches, `Paper`) are refused.
+#[test]
+fn evidence_weight_decay_is_the_map_ridge_of_the_evidence() {
+    use bali::config::WdScale;
+    use bali::evidence::LaplaceFactors;
+    let mut rng = StdRng::seed_from_u64(17);
+    let (n, d, h) = (60, 3, 8);
+    let x = randn(&mut rng, n, d);
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (x[(i, 0)] * 1.5).sin()
+            + 0.5 * x[(i, 1)] * x[(i, 2)]
+            + 0.1 * rng.sample::<f64, _>(StandardNormal)
+    });
+    let config = BaliConfig {
+        wd: 3.0,
+        wd_scale: WdScale::Evidence,
+        ..BaliConfig::default()
+    };
+    let go = |_: &Trainer<f64>, _: &_| std::ops::ControlFlow::Continue(());
+    let mut t = Trainer::<f64>::new(vec![d, h, h, 1], config.clone(), n, 5).unwrap();
+    t.fit(x.as_ref(), y.as_ref(), 20, go).unwrap();
+    let f = LaplaceFactors::compute(
+        t.mlp(),
+        t.model().means(),
+        x.as_ref(),
+        y.as_ref(),
+        faer::Par::Seq,
+    )
+    .unwrap();
+    let e = f.maximize_grouped(&[0..2, 2..3]);
+    assert_eq!(e.prior_precision[0], e.prior_precision[1]);
+    let want = e.prior_precision[0] * e.sigma2;
+    assert_eq!(t.weight_decay(), want);
+    assert!(
+        (want - 3.0).abs() > 1e-3,
+        "the estimate stayed at the start: {want}"
+    );
+    // The pooled precision solves tau sum_l |W_l|^2 = sum_l gamma_l over the hidden layers.
+    let gamma = f.effective_params(0, e.sigma2, e.prior_precision[0])
+        + f.effective_params(1, e.sigma2, e.prior_precision[0]);
+    let w2 = f.weight_sq[0] + f.weight_sq[1];
+    assert!((e.prior_precision[0] * w2 - gamma).abs() < 1e-6 * gamma);
+    // Bit-identical when split (the schedule follows the step count, not the calls).
+    let mut split = Trainer::<f64>::new(vec![d, h, h, 1], config.clone(), n, 5).unwrap();
+    split.fit(x.as_ref(), y.as_ref(), 7, go).unwrap();
+    split.fit(x.as_ref(), y.as_ref(), 13, go).unwrap();
+    assert_eq!(split.model().means(), t.model().means());
+    assert_eq!(split.weight_decay(), t.weight_decay());
+    // Refused where it cannot be estimated.
+    for bad in [
+        BaliConfig {
+            batch_size: Some(20),
+            ..config.clone()
+        },
+        BaliConfig {
+            formulation: Formulation::Paper,
+            ..config.clone()
+        },
+    ] {
+        let err = Trainer::<f64>::new(vec![d, h, 1], bad, n, 5).unwrap_err();
+        assert!(err.to_string().contains("evidence"), "{err}");
+    }
+}

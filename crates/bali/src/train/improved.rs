@@ -209,12 +209,12 @@ impl<T: Scalar> Trainer<T> {
         result
     }
 
-    /// Step 6's shrinkage under [`WdScale::Curvature`]: `Lambda_0 = lambda I + (alpha wd /
+    /// Step 6's shrinkage under [`WdScale::Curvature`] (and `Evidence`): `Lambda_0 = lambda I + (alpha wd /
     /// dbar) E` for layer `l`, whose mean damped curvature `precondition` just returned
     /// (nothing to do without curvature, `dbar = 0`, or under [`WdScale::Absolute`], whose
     /// `Lambda_0 = lambda I + wd E` was built once).
     fn scale_shrinkage(&mut self, l: usize, s: &Step5<T>, dbar: T) {
-        if self.config.wd_scale != WdScale::Curvature || dbar <= T::zero() {
+        if self.config.wd_scale == WdScale::Absolute || dbar <= T::zero() {
             return;
         }
         let output = l + 1 == self.mlp().num_layers();

@@ -36,7 +36,7 @@ use faer::{Mat, MatRef, Par};
 
 use self::batches::BatchSampler;
 use self::curvature::CurvatureEma;
-use crate::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec};
+use crate::config::{BaliConfig, Formulation, Preconditioner, SigmaSpec, WdScale};
 use crate::error::{BaliError, Result};
 use crate::likelihood::Likelihood;
 use crate::model::BayesianMlp;
@@ -156,6 +156,7 @@ pub struct Trainer<T> {
     policy: ParPolicy,
     record: Option<Vec<Option<LayerRecord<T>>>>,
     workspace: Workspace<T>,
+    evidence: crate::evidence::EvidenceWorkspace<T>,
 }
 
 fn check_finite<T: Scalar>(
@@ -199,6 +200,23 @@ impl<T: Scalar> Trainer<T> {
                 ),
                 crate::validate::trainer_bytes(&dims, batch, fisher_outputs),
             )?;
+        }
+        if config.wd_scale == WdScale::Evidence {
+            let batch = config.batch_size.unwrap_or(n_train);
+            if config.formulation != Formulation::Improved
+                || config.likelihood != Likelihood::Gaussian
+                || batch < n_train
+            {
+                return Err(BaliError::InvalidOption {
+                    name: "wd_scale",
+                    value: format!(
+                        "evidence with {:?}, {:?}, batches of {batch} of {n_train} rows",
+                        config.formulation, config.likelihood
+                    ),
+                    reason:
+                        "the online evidence estimate needs Improved, regression and full batches",
+                });
+            }
         }
         let mlp = Mlp::new(dims, config.activation)?;
         if config.likelihood == Likelihood::Categorical && mlp.num_outputs() < 2 {
@@ -263,6 +281,7 @@ impl<T: Scalar> Trainer<T> {
             sampler: BatchSampler::new(n_train, rng),
             record: None,
             workspace: Workspace::new(n_layers),
+            evidence: Default::default(),
         })
     }
 
@@ -396,11 +415,43 @@ impl<T: Scalar> Trainer<T> {
                 self.workspace.yb = yb;
                 info?
             };
+            if self.config.wd_scale == WdScale::Evidence
+                && (self.step <= 10 || self.step.is_multiple_of(10))
+            {
+                self.estimate_weight_decay(x, y)?;
+            }
             if callback(self, &info).is_break() {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// [`WdScale::Evidence`]: `wd = tau_h sigma^2` from the Laplace evidence of the current
+    /// means on `(x, y)` ([`crate::evidence`]; one precision for the hidden layers, one for
+    /// the output layer), at most [`crate::validate::WD`]'s upper bound (1e8, where the
+    /// hidden layers are frozen anyway). Without hidden layers there is nothing to set.
+    fn estimate_weight_decay(&mut self, x: MatRef<'_, T>, y: MatRef<'_, T>) -> Result<()> {
+        let layers = self.mlp().num_layers();
+        if layers < 2 {
+            return Ok(());
+        }
+        let factors = crate::evidence::LaplaceFactors::compute_into(
+            self.model.mlp(),
+            self.model.means(),
+            x,
+            y,
+            &mut self.evidence,
+            faer::Par::Seq,
+        )?;
+        let e = factors.maximize_grouped(&[0..layers - 1, layers - 1..layers]);
+        self.config.wd = (e.prior_precision[0] * e.sigma2).min(crate::validate::WD.max);
+        Ok(())
+    }
+
+    /// The weight decay `wd` now in use (under [`WdScale::Evidence`] the latest estimate).
+    pub fn weight_decay(&self) -> f64 {
+        self.config.wd
     }
 
     /// One BALI step on the batch `(x, y)` (B x d_0, B x d_L), with `rho = N / B`: the
