@@ -19,7 +19,8 @@
 //! - `A_l = X_l^T X_l / N` (p_l x p_l), `X_l` the layer's bias-augmented input (N x p_l);
 //! - `B_l = (1/N) sum_n J_nl^T J_nl` (q_l x q_l), `J_nl = dF_n / dH_l[n, :]` (q_L x q_l) the
 //!   Jacobian of the outputs of row `n` with respect to the layer's pre-activations (one
-//!   backward pass per output unit, [`Mlp::output_jacobian_backward`]); `B_{L-1} = I`.
+//!   backward pass per output unit, the seed of [`Mlp::output_jacobian_backward`]);
+//!   `B_{L-1} = I`.
 //!
 //! With the eigenvalues `a_i` of `A_l` and `b_j` of `B_l`, the GGN block has eigenvalues
 //! `lambda_ij = N a_i b_j / sigma^2`, so `log det H_l = sum_ij log(lambda_ij + tau_l)`.
@@ -41,7 +42,7 @@
 
 use bali_autodiff::{Mlp, Trace};
 use bali_kernels::Scalar;
-use faer::{Mat, MatRef, Par, Side};
+use faer::{Mat, MatRef, Par};
 
 use crate::error::{BaliError, Result};
 use crate::metrics;
@@ -376,21 +377,36 @@ impl LaplaceFactors {
     }
 }
 
-/// Eigenvalues of the symmetric PSD `m` (ascending), rounding below 0 set to 0.
+/// Eigenvalues of the symmetric PSD `m` (ascending), rounding below 0 set to 0. Sequential
+/// (not faer's global parallelism), so the figures do not depend on the thread count.
 fn spectrum(m: MatRef<'_, f64>, layer: usize, factor: &'static str) -> Result<Vec<f64>> {
-    let eigs = m
-        .self_adjoint_eigenvalues(Side::Lower)
-        .map_err(|_| BaliError::Eigen {
-            layer,
-            factor,
-            dim: m.nrows(),
-        })?;
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd;
+    let failed = || BaliError::Eigen {
+        layer,
+        factor,
+        dim: m.nrows(),
+    };
+    let n = m.nrows();
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let scratch = evd::self_adjoint_evd_scratch::<f64>(
+        n,
+        evd::ComputeEigenvectors::No,
+        Par::Seq,
+        Default::default(),
+    );
+    evd::self_adjoint_evd(
+        m,
+        s.as_mut(),
+        None,
+        Par::Seq,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+        Default::default(),
+    )
+    .map_err(|_| failed())?;
+    let eigs: Vec<f64> = s.column_vector().iter().copied().collect();
     if eigs.iter().any(|e| !e.is_finite()) {
-        return Err(BaliError::Eigen {
-            layer,
-            factor,
-            dim: m.nrows(),
-        });
+        return Err(failed());
     }
     Ok(eigs.into_iter().map(|e| e.max(0.0)).collect())
 }
