@@ -159,7 +159,7 @@ impl LaplaceFactors {
                 got: (y.nrows(), y.ncols()),
             });
         }
-        if (0..outputs).any(|k| y.col(k).iter().any(|v| !Scalar::to_f64(*v).is_finite())) {
+        if !bali_kernels::all_finite(y) {
             return Err(BaliError::NonFinite {
                 what: "the targets of the Laplace evidence",
                 layer: None,
@@ -320,23 +320,22 @@ impl LaplaceFactors {
         (0.5 * (lo + hi)).exp()
     }
 
-    /// `log Z` at `sigma^2` with the precision of every group of layers at its optimum, and
-    /// the per-layer `tau_l` (equal within a group).
-    fn profile_grouped(&self, sigma2: f64, groups: &[std::ops::Range<usize>]) -> (f64, Vec<f64>) {
+    /// The per-layer `tau_l` at `sigma^2` with the precision of every group of layers at its
+    /// optimum (equal within a group).
+    fn optimal_precisions(&self, sigma2: f64, groups: &[std::ops::Range<usize>]) -> Vec<f64> {
         let mut tau = vec![1.0; self.weight_sq.len()];
         for g in groups {
             let t = self.optimal_shared_precision(g.clone(), sigma2);
-            for l in g.clone() {
-                tau[l] = t;
-            }
+            tau[g.clone()].fill(t);
         }
-        let (fit, complexity) = self.log_evidence_terms(sigma2, &tau);
-        (fit + complexity, tau)
+        tau
     }
 
     /// `log Z` at `sigma^2` with every `tau_l` at its optimum, and those `tau_l`.
     pub fn profile(&self, sigma2: f64) -> (f64, Vec<f64>) {
-        self.profile_grouped(sigma2, &self.each_layer())
+        let tau = self.optimal_precisions(sigma2, &self.each_layer());
+        let (fit, complexity) = self.log_evidence_terms(sigma2, &tau);
+        (fit + complexity, tau)
     }
 
     fn each_layer(&self) -> Vec<std::ops::Range<usize>> {
@@ -354,14 +353,19 @@ impl LaplaceFactors {
     /// output layer).
     pub fn maximize_grouped(&self, groups: &[std::ops::Range<usize>]) -> Evidence {
         let (log_s2, _) = metrics::maximize_1d(
-            |log_s2| self.profile_grouped(log_s2.exp(), groups).0,
+            |log_s2| {
+                let s2 = log_s2.exp();
+                let (fit, complexity) =
+                    self.log_evidence_terms(s2, &self.optimal_precisions(s2, groups));
+                fit + complexity
+            },
             SIGMA2_MIN.ln(),
             SIGMA2_MAX.ln(),
             24,
             1e-6,
         );
         let sigma2 = log_s2.exp();
-        let (_, tau) = self.profile_grouped(sigma2, groups);
+        let tau = self.optimal_precisions(sigma2, groups);
         let (fit, complexity) = self.log_evidence_terms(sigma2, &tau);
         let effective_params = (0..tau.len())
             .map(|l| self.effective_params(l, sigma2, tau[l]))
