@@ -112,6 +112,7 @@ pub fn run(args: &CurvesArgs, out: &mut dyn Write) -> Result<(), crate::CliError
         gamma: None,
         wd: None,
         wd_scale: None,
+        input_relevance: None,
         ..fixed.clone()
     };
     let mut series = Vec::new();

@@ -176,6 +176,7 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         patience: preset.patience(),
         seed: args.seed,
         threads: args.train.options.threads.unwrap_or(1),
+        relevance_stage: preset.relevance_stage(&args.train.overrides()),
         ..ProtocolOptions::default()
     };
     writeln!(

@@ -54,6 +54,12 @@ pub struct TrainOptions {
     #[arg(long, value_parser = PossibleValuesParser::new(["absolute", "curvature", "evidence"])
           .try_map(|s| s.parse::<WdScale>()))]
     pub wd_scale: Option<WdScale>,
+    /// Automatic relevance determination of the inputs (BALI): `on` spreads the first
+    /// layer's shrinkage over its inputs, each by MacKay's relevance `mean_k |W_k|^2 /
+    /// |W_i|^2` of its weights, so the weights of irrelevant inputs are driven to zero;
+    /// `off` (the default) shrinks every input alike. Acts only where `--wd` > 0.
+    #[arg(long, value_parser = PossibleValuesParser::new(["on", "off"]).map(|s| s == "on"))]
+    pub ard: Option<bool>,
     /// Prior precision lambda of the hidden layers (BALI), > 0.
     #[arg(long, value_parser = |s: &str| v::LAMBDA.parse(s))]
     pub lambda: Option<f64>,
@@ -112,6 +118,7 @@ impl TrainOptions {
             gamma: self.gamma,
             wd: self.wd,
             wd_scale: self.wd_scale,
+            input_relevance: self.ard,
             lambda: self.lambda,
             beta: self.beta,
             batch_size: self.batch_size,

@@ -195,6 +195,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         threads: args.train.options.threads.unwrap_or(1),
         seed: args.seed,
         criterion: args.select,
+        relevance_stage: preset.relevance_stage(&args.train.overrides()),
         ..ProtocolOptions::default()
     };
     let dims = args.train.dims(ds.n_features(), ds.n_hidden);

@@ -178,6 +178,13 @@ pub struct BaliConfig {
     pub wd: f64,
     /// What `wd` is measured against (see [`WdScale`]).
     pub wd_scale: WdScale,
+    /// Automatic relevance determination of the inputs (`Improved`, a network with hidden
+    /// layers): the first layer's shrinkage `s` is spread over its input rows as `s r_i` with
+    /// MacKay's relevance `r_i = sbar / (s_i + eps sbar)`, `s_i = |M_i|^2` the squared norm
+    /// of input `i`'s row of the current mean (p - 1 input rows; the bias row is not shrunk),
+    /// `sbar` their mean and `eps = 1e-6` (so `r_i <= 1e6`), set every step. See
+    /// [`crate::train`]'s `prior::set_relevance_shrinkage`.
+    pub input_relevance: bool,
     /// Column covariance of the hidden layers.
     pub hidden_sigma: SigmaSpec,
     /// Column covariance of the output layer.
@@ -217,6 +224,7 @@ impl Default for BaliConfig {
             lambda_out: 1.0,
             wd: 0.0,
             wd_scale: WdScale::Absolute,
+            input_relevance: false,
             hidden_sigma: SigmaSpec::Learned {
                 nu0_extra: 2.0,
                 s0_sq: 1e-6,

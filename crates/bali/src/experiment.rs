@@ -35,6 +35,13 @@ pub struct ProtocolOptions {
     pub seed: u64,
     /// What chooses the options and the iteration count.
     pub criterion: Criterion,
+    /// After a grid of more than one point (carve criterion, a network with hidden layers),
+    /// also try the winner with automatic relevance determination of the inputs
+    /// ([`Method::with_input_relevance`]) and keep it where its carve log-likelihood is
+    /// higher. Its search checks every checkpoint up to `max_iterations` (patience
+    /// ignored): pruning the irrelevant inputs takes hundreds of iterations, after a plateau
+    /// that a short patience mistakes for the end.
+    pub relevance_stage: bool,
 }
 
 /// What the protocol maximizes to choose a grid point and its iteration count.
@@ -84,6 +91,7 @@ impl Default for ProtocolOptions {
             threads: 1,
             seed: 0,
             criterion: Criterion::Carve,
+            relevance_stage: false,
         }
     }
 }
@@ -370,8 +378,9 @@ pub struct Split<'a> {
 }
 
 /// The full protocol on one split: options grid and iterations on the carve (one member per
-/// grid point, then the ensemble for the chosen point), retrain on the whole training split,
-/// evaluate on the test split.
+/// grid point; with [`ProtocolOptions::relevance_stage`] the winner with relevance
+/// determination as one more candidate; then the ensemble for the chosen point), retrain on
+/// the whole training split, evaluate on the test split.
 pub fn run_split(
     grid: &[Method],
     dims: &[usize],
@@ -468,14 +477,33 @@ pub fn run_split(
         grid: grid.len(),
         last: last_failure.unwrap_or_default(),
     })?;
-    let method = &grid[g];
+    let mut method = grid[g].clone();
+    // The relevance stage: the winner with relevance determination, every checkpoint.
+    let every_checkpoint = ProtocolOptions {
+        patience: usize::MAX,
+        ..options.clone()
+    };
+    let mut search_options = options;
+    let relevance = options.relevance_stage && grid.len() > 1 && !by_evidence && dims.len() > 2;
+    if let Some(ard) = method.with_input_relevance().filter(|_| relevance) {
+        let carve = (xf.as_ref(), yf.as_ref());
+        let valid = (xv.as_ref(), yv.as_ref());
+        match select_iterations(&ard, dims, carve, valid, &every_checkpoint, 1, progress) {
+            Ok(sel) if sel.best.valid_ll > selection.best.valid_ll => {
+                (method, selection) = (ard, sel);
+                search_options = &every_checkpoint;
+            }
+            Ok(_) | Err(BaliError::NonFinite { .. } | BaliError::Algebra(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     if grid.len() > 1 && options.members > 1 && !by_evidence {
         selection = select_iterations(
-            method,
+            &method,
             dims,
             (xf.as_ref(), yf.as_ref()),
             (xv.as_ref(), yv.as_ref()),
-            options,
+            search_options,
             options.members,
             progress,
         )?;
@@ -483,7 +511,6 @@ pub fn run_split(
     // Mini-batch runs keep the number of epochs (and a schedule its length in epochs) when
     // the training set grows.
     let mut iterations = selection.best.iterations;
-    let mut method = method.clone();
     if let Some(b) = method.batch_size() {
         if b < xf.nrows() {
             let scale = n as f64 / xf.nrows() as f64;

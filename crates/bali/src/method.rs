@@ -57,12 +57,29 @@ impl Method {
         }
     }
 
+    /// The same BALI options with automatic relevance determination of the inputs
+    /// ([`BaliConfig::input_relevance`]), where it acts: `Improved` with a weight decay `wd >
+    /// 0` and relevance not already on. `None` otherwise (MAP, `Paper`, `wd = 0`).
+    pub fn with_input_relevance(&self) -> Option<Method> {
+        match self {
+            Method::Bali(c)
+                if c.formulation == Formulation::Improved && c.wd > 0.0 && !c.input_relevance =>
+            {
+                Some(Method::Bali(BaliConfig {
+                    input_relevance: true,
+                    ..c.clone()
+                }))
+            }
+            _ => None,
+        }
+    }
+
     /// Short description of the options (for logs and JSON).
     pub fn label(&self) -> String {
         let batch = |b: Option<usize>| b.map_or("full".to_string(), |b| b.to_string());
         match self {
             Method::Bali(c) => format!(
-                "{:?}/{:?} alpha={} gamma={} wd={}{} batch={}",
+                "{:?}/{:?} alpha={} gamma={} wd={}{}{} batch={}",
                 c.formulation,
                 c.preconditioner,
                 c.hidden_alpha(),
@@ -73,6 +90,7 @@ impl Method {
                     WdScale::Evidence => "/evidence",
                     _ => "",
                 },
+                if c.input_relevance { " ard" } else { "" },
                 batch(c.batch_size)
             ),
             Method::Map(c) => format!(
@@ -206,6 +224,9 @@ pub struct Overrides {
     pub wd: Option<f64>,
     /// What BALI's `wd` is measured against.
     pub wd_scale: Option<WdScale>,
+    /// BALI's automatic relevance determination of the inputs
+    /// ([`BaliConfig::input_relevance`]).
+    pub input_relevance: Option<bool>,
     /// Prior precision `lambda` of the hidden layers.
     pub lambda: Option<f64>,
     /// EMA forgetting factor `beta`.
@@ -233,6 +254,7 @@ impl Overrides {
         note(self.gamma.is_some(), "gamma");
         note(self.lambda.is_some(), "lambda");
         note(self.wd_scale.is_some(), "wd_scale");
+        note(self.input_relevance.is_some(), "input_relevance");
         note(self.beta.is_some(), "beta");
         out
     }
@@ -245,6 +267,7 @@ impl Overrides {
             (self.gamma.is_some(), "gamma"),
             (self.wd.is_some(), "wd"),
             (self.wd_scale.is_some(), "wd_scale"),
+            (self.input_relevance.is_some(), "input_relevance"),
         ]
         .into_iter()
         .filter_map(|(set, name)| set.then_some(name))
@@ -272,6 +295,9 @@ impl Overrides {
         }
         if let Some(v) = self.wd_scale {
             c.wd_scale = v;
+        }
+        if let Some(v) = self.input_relevance {
+            c.input_relevance = v;
         }
         if self.beta.is_some() {
             c.beta = self.beta;
@@ -368,6 +394,13 @@ impl Preset {
             Preset::Map => 128,
             Preset::Bali | Preset::BaliPaper => 1000,
         })
+    }
+
+    /// Whether the protocol tries relevance determination on the grid's winner
+    /// ([`crate::experiment::ProtocolOptions::relevance_stage`]): BALI, unless `fixed` sets
+    /// `input_relevance` either way.
+    pub fn relevance_stage(self, fixed: &Overrides) -> bool {
+        self == Preset::Bali && fixed.input_relevance.is_none()
     }
 
     /// Checkpoints without improvement after which the carve search stops: 2 for BALI; none

@@ -226,6 +226,7 @@ pub fn config_to_json(c: &BaliConfig) -> Value {
         "lambda_out": c.lambda_out,
         "wd": c.wd,
         "wd_scale": c.wd_scale.name(),
+        "input_relevance": c.input_relevance,
         "hidden_sigma": sigma(c.hidden_sigma),
         "output_sigma": sigma(c.output_sigma),
         "batch_size": c.batch_size,
@@ -321,6 +322,13 @@ pub fn config_from_json(v: &Value) -> std::result::Result<BaliConfig, String> {
         wd_scale: match v.get("wd_scale") {
             None => WdScale::Absolute,
             Some(_) => text("wd_scale")?.parse()?,
+        },
+        // Absent from files written before the option existed: no relevance determination.
+        input_relevance: match v.get("input_relevance") {
+            None => false,
+            Some(x) => x
+                .as_bool()
+                .ok_or_else(|| "config.input_relevance is not a boolean".to_string())?,
         },
         hidden_sigma: sigma("hidden_sigma")?,
         output_sigma: sigma("output_sigma")?,

@@ -326,6 +326,15 @@ fn resuming_from_a_file_equals_never_stopping() {
             },
         ),
         (
+            "improved kfac, curvature-scaled weight decay, input relevance",
+            BaliConfig {
+                wd: 10.0,
+                wd_scale: bali::config::WdScale::Curvature,
+                input_relevance: true,
+                ..BaliConfig::default()
+            },
+        ),
+        (
             "improved scalar, mini-batch, damping floor",
             BaliConfig {
                 batch_size: Some(20),

@@ -671,3 +671,53 @@ fn evidence_weight_decay_is_the_map_ridge_of_the_evidence() {
         assert!(err.to_string().contains("evidence"), "{err}");
     }
 }
+
+/// Input relevance determination (`BaliConfig::input_relevance`): on data where only the
+/// first two of eight inputs matter, the first layer's weights of the six irrelevant inputs
+/// end up a much smaller share of its weights than with the shared shrinkage, the fit of the
+/// relevant structure is kept, and `Paper` (no proximal shrinkage to spread) is refused.
+#[test]
+fn input_relevance_prunes_irrelevant_inputs() {
+    use bali::config::WdScale;
+    let mut rng = StdRng::seed_from_u64(23);
+    let (n, d, h) = (120, 8, 10);
+    let x = randn(&mut rng, n, d);
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (1.5 * x[(i, 0)]).sin() + x[(i, 0)] * x[(i, 1)] + 0.1 * rng.sample::<f64, _>(StandardNormal)
+    });
+    let go = |_: &Trainer<f64>, _: &_| std::ops::ControlFlow::Continue(());
+    // Share of the squared first-layer weights on the irrelevant inputs, and the training RMSE.
+    let run = |input_relevance: bool| -> (f64, f64) {
+        let config = BaliConfig {
+            wd: 10.0,
+            wd_scale: WdScale::Curvature,
+            input_relevance,
+            ..BaliConfig::default()
+        };
+        let mut t = Trainer::<f64>::new(vec![d, h, 1], config, n, 4).unwrap();
+        t.fit(x.as_ref(), y.as_ref(), 300, go).unwrap();
+        let m = &t.model().means()[0];
+        let row = |i: usize| (0..h).map(|j| m[(i, j)] * m[(i, j)]).sum::<f64>();
+        let irrelevant: f64 = (2..d).map(row).sum();
+        let share = irrelevant / (irrelevant + row(0) + row(1));
+        let pred = t.model().predict_mean_network(x.as_ref()).unwrap();
+        let rmse = ((0..n)
+            .map(|i| (pred[(i, 0)] - y[(i, 0)]).powi(2))
+            .sum::<f64>()
+            / n as f64)
+            .sqrt();
+        (share, rmse)
+    };
+    let (shared, rmse_shared) = run(false);
+    let (ard, rmse_ard) = run(true);
+    eprintln!("irrelevant share: shared {shared:.3e} (rmse {rmse_shared:.3}), ard {ard:.3e} (rmse {rmse_ard:.3})");
+    assert!(ard < 0.1 * shared, "ard share {ard} vs shared {shared}");
+    assert!(rmse_ard < 0.5, "ard lost the fit: rmse {rmse_ard}");
+    let paper = BaliConfig {
+        formulation: Formulation::Paper,
+        input_relevance: true,
+        ..BaliConfig::default()
+    };
+    let err = Trainer::<f64>::new(vec![d, h, 1], paper, n, 4).unwrap_err();
+    assert!(err.to_string().contains("input_relevance"), "{err}");
+}

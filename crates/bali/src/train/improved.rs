@@ -209,22 +209,32 @@ impl<T: Scalar> Trainer<T> {
         result
     }
 
-    /// Step 6's shrinkage under [`WdScale::Curvature`] (and `Evidence`): `Lambda_0 = lambda I + (alpha wd /
-    /// dbar) E` for layer `l`, whose mean damped curvature `precondition` just returned
-    /// (nothing to do without curvature, `dbar = 0`, or under [`WdScale::Absolute`], whose
-    /// `Lambda_0 = lambda I + wd E` was built once).
+    /// Step 6's shrinkage of layer `l`, whose mean damped curvature `precondition` just
+    /// returned: under [`WdScale::Curvature`] (and `Evidence`) `Lambda_0 = lambda I + (alpha
+    /// wd / dbar) E` (nothing to do without curvature, `dbar = 0`); under
+    /// [`WdScale::Absolute`] `Lambda_0 = lambda I + wd E`, built once. With
+    /// `input_relevance`, the first hidden layer's shrinkage is spread over its inputs
+    /// (`prior::set_relevance_shrinkage`, every step, from the current mean).
     fn scale_shrinkage(&mut self, l: usize, s: &Step5<T>, dbar: T) {
-        if self.config.wd_scale == WdScale::Absolute || dbar <= T::zero() {
-            return;
-        }
         let output = l + 1 == self.mlp().num_layers();
-        let lambda = if output {
+        let relevance = self.config.input_relevance && l == 0 && !output;
+        let shrink = match self.config.wd_scale {
+            WdScale::Absolute if !relevance => return,
+            WdScale::Absolute => T::of(self.config.wd),
+            _ if dbar <= T::zero() => return,
+            _ => s.alpha * T::of(self.config.wd) / dbar,
+        };
+        let lambda = T::of(if output {
             self.config.lambda_out
         } else {
             self.config.lambda
-        };
-        let shrink = s.alpha * T::of(self.config.wd) / dbar;
-        prior::set_shrinkage(&mut self.layers[l].prior, T::of(lambda), shrink);
+        });
+        let prior = &mut self.layers[l].prior;
+        if relevance {
+            prior::set_relevance_shrinkage(prior, lambda, shrink, self.model.means()[l].as_ref());
+        } else {
+            prior::set_shrinkage(prior, lambda, shrink);
+        }
     }
 
     /// Step 4 on refresh steps: every hidden layer's curvature EMA from `C_batch,l`. The

@@ -218,6 +218,13 @@ impl<T: Scalar> Trainer<T> {
                 });
             }
         }
+        if config.input_relevance && config.formulation != Formulation::Improved {
+            return Err(BaliError::InvalidOption {
+                name: "input_relevance",
+                value: format!("on with {:?}", config.formulation),
+                reason: "relevance determination spreads the Improved proximal prior's shrinkage; Paper has none",
+            });
+        }
         let mlp = Mlp::new(dims, config.activation)?;
         if config.likelihood == Likelihood::Categorical && mlp.num_outputs() < 2 {
             return Err(BaliError::InvalidOption {

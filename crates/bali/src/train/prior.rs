@@ -49,6 +49,45 @@ pub(crate) fn set_shrinkage<T: Scalar>(prior: &mut Prior<T>, lambda: T, shrink: 
     }
 }
 
+/// Bound on the relevance ratio `r_i` of [`set_relevance_shrinkage`]: `r_i <= 1 / EPS`.
+pub(crate) const RELEVANCE_EPS: f64 = 1e-6;
+
+/// `Lambda_0 <- lambda I + shrink diag(r_1, ..., r_{p-1}, 0)`: the shrinkage of the first
+/// layer spread over its inputs by MacKay's automatic relevance determination. With `s_i =
+/// sum_j M_ij^2` the squared norm of input `i`'s row of the current mean `m` (p x q, the
+/// last row the bias) and `sbar` the mean of the `p - 1` input rows' `s_i`,
+///
+/// `r_i = sbar / (s_i + eps sbar)`, `eps` = [`RELEVANCE_EPS`].
+///
+/// MacKay's evidence update of a per-input prior precision is `tau_i = gamma_i / s_i`
+/// (`gamma_i <= q` the well-determined parameters of row `i`); with every parameter well
+/// determined (`gamma_i = q`) the ratio to the shared update `tau = (p - 1) q / sum_i s_i` is
+/// `sbar / s_i`. So `r_i` keeps the shared strength `shrink` as the mean prior variance
+/// (`mean_i 1 / r_i = 1` up to `eps`) and gives an input whose weights are small a stronger
+/// shrinkage, which makes them smaller: the weights of irrelevant inputs are driven to zero.
+/// `m` all zero (or a single row) leaves every `r_i = 1`. No allocation.
+pub(crate) fn set_relevance_shrinkage<T: Scalar>(
+    prior: &mut Prior<T>,
+    lambda: T,
+    shrink: T,
+    m: MatRef<'_, T>,
+) {
+    let (p, q) = (prior.p(), prior.q());
+    let row_norm = |i: usize| (0..q).fold(T::zero(), |acc, j| acc + m[(i, j)] * m[(i, j)]);
+    let inputs = p.saturating_sub(1);
+    let sbar =
+        (0..inputs).fold(T::zero(), |acc, i| acc + row_norm(i)) / T::of(inputs.max(1) as f64);
+    for i in 0..p {
+        prior.precision[(i, i)] = if i + 1 == p {
+            lambda
+        } else if sbar > T::zero() {
+            lambda + shrink * sbar / (row_norm(i) + T::of(RELEVANCE_EPS) * sbar)
+        } else {
+            lambda + shrink
+        };
+    }
+}
+
 /// `M_0 <- lambda Lambda_0^{-1} M_prev`, so that `Lambda_0 M_0 = lambda M_prev` (3.2 step 6),
 /// for the diagonal `Lambda_0` of [`proximal`]. No allocation.
 pub(crate) fn move_proximal_mean<T: Scalar>(
@@ -62,5 +101,78 @@ pub(crate) fn move_proximal_mean<T: Scalar>(
             let d = prior.precision[(i, i)];
             prior.mean[(i, j)] = lambda * m_prev[(i, j)] / d;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bali_mn::ColCovMode;
+    use faer::Mat;
+
+    fn prior(p: usize, q: usize) -> Prior<f64> {
+        Prior::diagonal(
+            Mat::zeros(p, q),
+            &vec![1.0; p],
+            ColCovMode::Fixed { s2: 1.0 },
+        )
+        .unwrap()
+    }
+
+    /// `r_i = sbar / (s_i + eps sbar)` against the formula computed here, the bias row left at
+    /// `lambda`, the mean prior variance `mean_i 1 / r_i = 1 + eps`.
+    #[test]
+    fn relevance_shrinkage_follows_the_formula() {
+        let (p, q) = (4, 2);
+        // Row norms 5, 0.25, 20 (inputs) and a large bias row that must not count.
+        let m = Mat::from_fn(p, q, |i, j| match (i, j) {
+            (0, 0) => 1.0,
+            (0, 1) => 2.0,
+            (1, _) => 0.5f64.sqrt() * 0.5,
+            (2, 0) => 4.0,
+            (2, 1) => -2.0,
+            _ => 100.0,
+        });
+        let s = [5.0, 0.25, 20.0];
+        let sbar = s.iter().sum::<f64>() / 3.0;
+        let (lambda, shrink) = (0.5, 3.0);
+        let mut pr = prior(p, q);
+        set_relevance_shrinkage(&mut pr, lambda, shrink, m.as_ref());
+        let mut inv_r = 0.0;
+        for (i, &s_i) in s.iter().enumerate() {
+            let r = sbar / (s_i + RELEVANCE_EPS * sbar);
+            inv_r += 1.0 / r / 3.0;
+            let got = pr.precision[(i, i)];
+            assert!(
+                (got - (lambda + shrink * r)).abs() < 1e-12 * got,
+                "row {i}: {got} vs {}",
+                lambda + shrink * r
+            );
+        }
+        assert_eq!(pr.precision[(3, 3)], lambda, "bias row shrunk");
+        assert!((inv_r - (1.0 + RELEVANCE_EPS)).abs() < 1e-12);
+        // The smallest row gets the strongest shrinkage.
+        assert!(pr.precision[(1, 1)] > pr.precision[(0, 0)]);
+        assert!(pr.precision[(0, 0)] > pr.precision[(2, 2)]);
+    }
+
+    /// A zero mean (the first step) and a dead input: every `r_i = 1`, and a zero row is
+    /// bounded by `1 / eps` rather than infinite.
+    #[test]
+    fn relevance_shrinkage_is_finite_at_zero_rows() {
+        let (p, q) = (3, 2);
+        let mut pr = prior(p, q);
+        set_relevance_shrinkage(&mut pr, 1.0, 2.0, Mat::<f64>::zeros(p, q).as_ref());
+        assert_eq!(
+            (0..p).map(|i| pr.precision[(i, i)]).collect::<Vec<_>>(),
+            [3.0, 3.0, 1.0]
+        );
+        let m = Mat::from_fn(p, q, |i, _| if i == 0 { 1.0 } else { 0.0 });
+        set_relevance_shrinkage(&mut pr, 1.0, 2.0, m.as_ref());
+        // s = (2, 0), sbar = 1: r_0 = 1 / (2 + eps), r_1 = 1 / eps.
+        assert!((pr.precision[(0, 0)] - (1.0 + 2.0 / (2.0 + RELEVANCE_EPS))).abs() < 1e-12);
+        assert!((pr.precision[(1, 1)] - (1.0 + 2.0 / RELEVANCE_EPS)).abs() < 1e-3);
+        assert!(pr.precision[(1, 1)].is_finite());
+        assert_eq!(pr.precision[(2, 2)], 1.0);
     }
 }
