@@ -676,3 +676,76 @@ fn uci_runs_on_a_folder_of_ones_own() {
     assert!(err.contains("--patience"), "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// `ProtocolOptions::relevance_stage`: on data where 2 of 16 inputs matter, the grid's
+/// winner (curvature-scaled `wd = 10` against `wd = 0`) is tried with input relevance
+/// determination over every checkpoint to the cap; it wins on the carve, the chosen options
+/// say so, and the test fit is better than without the stage. Without it (or with a single
+/// grid point) the options are the grid's.
+#[test]
+fn relevance_stage_prunes_irrelevant_inputs_when_the_carve_says_so() {
+    use bali::config::WdScale;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let (n, d) = (400, 16);
+    let x = Mat::from_fn(n, d, |_, _| {
+        rng.sample::<f64, _>(rand_distr::StandardNormal)
+    });
+    let y = Mat::from_fn(n, 1, |i, _| {
+        (1.5 * x[(i, 0)]).sin()
+            + x[(i, 0)] * x[(i, 1)]
+            + 0.2 * rng.sample::<f64, _>(rand_distr::StandardNormal)
+    });
+    let (xt, yt) = (x.subrows(0, 320).to_owned(), y.subrows(0, 320).to_owned());
+    let (xs, ys) = (x.subrows(320, 80).to_owned(), y.subrows(320, 80).to_owned());
+    let split = Split {
+        train: (xt.as_ref(), yt.as_ref()),
+        test: (xs.as_ref(), ys.as_ref()),
+        y_scale: 1.0,
+    };
+    let config = BaliConfig {
+        alpha: 1.0,
+        gamma: 1.0,
+        wd: 10.0,
+        wd_scale: WdScale::Curvature,
+        ..BaliConfig::default()
+    };
+    let grid = [
+        Method::Bali(config.clone()),
+        Method::Bali(BaliConfig {
+            wd: 0.0,
+            ..config.clone()
+        }),
+    ];
+    let options = ProtocolOptions {
+        members: 1,
+        samples: 20,
+        max_iterations: 300,
+        ..ProtocolOptions::default()
+    };
+    let dims = [d, 20, 1];
+    let plain = run_split(&grid, &dims, &split, &options, None).unwrap();
+    let staged = ProtocolOptions {
+        relevance_stage: true,
+        ..options.clone()
+    };
+    let r = run_split(&grid, &dims, &split, &staged, None).unwrap();
+    eprintln!(
+        "without the stage [{}] {} iterations: test LL {:.3}, rmse {:.3}; with it [{}] {}: {:.3}, {:.3}",
+        plain.options, plain.iterations, plain.test_ll, plain.rmse, r.options, r.iterations, r.test_ll, r.rmse
+    );
+    assert!(!plain.options.contains("ard"), "{}", plain.options);
+    assert!(r.options.contains("ard"), "{}", r.options);
+    assert!(r.valid_ll > plain.valid_ll);
+    // Every checkpoint to the cap was scored (the patience does not apply).
+    assert_eq!(r.curve.last().map(|c| c.iterations), Some(300));
+    assert!(
+        r.test_ll > plain.test_ll + 0.1,
+        "{} vs {}",
+        r.test_ll,
+        plain.test_ll
+    );
+    // A single grid point runs no stage.
+    let single = run_split(&grid[..1], &dims, &split, &staged, None).unwrap();
+    assert!(!single.options.contains("ard"), "{}", single.options);
+}

@@ -38,7 +38,7 @@ pub struct ProtocolOptions {
     /// After a grid of more than one point (carve criterion, a network with hidden layers),
     /// also try the winner with automatic relevance determination of the inputs
     /// ([`Method::with_input_relevance`]) and keep it where its carve log-likelihood is
-    /// higher. Its search checks every checkpoint up to `max_iterations` (patience
+    /// higher by [`RELEVANCE_Z`] standard errors of the paired per-row differences. Its search checks every checkpoint up to `max_iterations` (patience
     /// ignored): pruning the irrelevant inputs takes hundreds of iterations, after a plateau
     /// that a short patience mistakes for the end.
     pub relevance_stage: bool,
@@ -155,6 +155,28 @@ pub struct Selection {
     pub best: Checkpoint,
     /// Every checkpoint evaluated, in order.
     pub curve: Vec<Checkpoint>,
+    /// The held-out log-likelihood of every carve row at the best checkpoint and its
+    /// `sigma^2` (standardized units; empty under [`Criterion::Evidence`]), for paired
+    /// comparisons of two selections on the same carve.
+    pub best_rows: Vec<f64>,
+}
+
+/// Whether `candidate` is better than `incumbent` on the same held-out rows by more than
+/// `z` standard errors of the paired per-row differences `d_i = candidate_i - incumbent_i`:
+/// `mean(d) > z sd(d) / sqrt(n)`. False for fewer than two rows or different lengths.
+pub fn significantly_better(candidate: &[f64], incumbent: &[f64], z: f64) -> bool {
+    let n = candidate.len();
+    if n < 2 || incumbent.len() != n {
+        return false;
+    }
+    let d: Vec<f64> = candidate
+        .iter()
+        .zip(incumbent)
+        .map(|(a, b)| a - b)
+        .collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
+    mean > z * (var / n as f64).sqrt()
 }
 
 /// Held-out log-likelihood at the best predictive `sigma^2` (1-D search over `log sigma^2`),
@@ -233,10 +255,11 @@ fn search_checkpoints(
     options: &ProtocolOptions,
     phase: &str,
     progress: Option<Progress<'_>>,
-    mut score: impl FnMut(&Ensemble<Learner<f64>>, usize) -> Result<Checkpoint>,
+    mut score: impl FnMut(&Ensemble<Learner<f64>>, usize) -> Result<(Checkpoint, Vec<f64>)>,
 ) -> Result<Selection> {
     let mut curve: Vec<Checkpoint> = Vec::new();
     let mut best: Option<Checkpoint> = None;
+    let mut best_rows = Vec::new();
     let mut since_best = 0;
     for c in checkpoints(options.max_iterations) {
         match advance_to(ens, x, y, c as u64, options.threads) {
@@ -247,13 +270,14 @@ fn search_checkpoints(
             }
             Err(e) => return Err(e),
         }
-        let cp = score(ens, c)?;
+        let (cp, rows) = score(ens, c)?;
         curve.push(cp);
         if let Some(report) = progress {
             report(phase, c, options.max_iterations);
         }
         if best.is_none_or(|b| cp.valid_ll > b.valid_ll) {
             best = Some(cp);
+            best_rows = rows;
             since_best = 0;
         } else {
             since_best += 1;
@@ -267,7 +291,11 @@ fn search_checkpoints(
         value: options.max_iterations.to_string(),
         reason: "must be >= 1",
     })?;
-    Ok(Selection { best, curve })
+    Ok(Selection {
+        best,
+        curve,
+        best_rows,
+    })
 }
 
 /// Trains `options.members` networks on `(x_train, y_train)` and evaluates the mixture on
@@ -299,12 +327,14 @@ pub fn select_iterations(
         let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
         let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
         let mean = metrics::predictive_mean(&refs);
-        Ok(Checkpoint {
+        let rows = metrics::gaussian_mixture_log_lik(&refs, sigma2, yv, 1.0);
+        let cp = Checkpoint {
             iterations: c,
             valid_ll,
             valid_rmse: metrics::rmse(mean.as_ref(), yv),
             sigma2,
-        })
+        };
+        Ok((cp, rows))
     })
 }
 
@@ -325,12 +355,13 @@ pub fn select_by_evidence(
     let phase = "selecting by the Laplace evidence";
     search_checkpoints(&mut ens, train, options, phase, progress, |ens, c| {
         let evidence = ens.members[0].laplace_evidence(x, y)?;
-        Ok(Checkpoint {
+        let cp = Checkpoint {
             iterations: c,
             valid_ll: evidence.per_row(x.nrows()),
             valid_rmse: ens.members[0].train_rmse(x, y)?,
             sigma2: evidence.sigma2,
-        })
+        };
+        Ok((cp, Vec::new()))
     })
 }
 
@@ -376,6 +407,13 @@ pub struct Split<'a> {
     /// Standard deviation of the training targets (original units per standardized unit).
     pub y_scale: f64,
 }
+
+/// How many standard errors of the paired per-row carve differences the relevance stage's
+/// candidate must gain over the grid's winner to replace it ([`significantly_better`]):
+/// relevance determination adds a hyperparameter per input and can prune a relevant one
+/// on a retrain (seen on energy's collinear inputs), so a gain within the carve's noise
+/// keeps the shared shrinkage.
+pub const RELEVANCE_Z: f64 = 2.0;
 
 /// The full protocol on one split: options grid and iterations on the carve (one member per
 /// grid point; with [`ProtocolOptions::relevance_stage`] the winner with relevance
@@ -489,7 +527,7 @@ pub fn run_split(
         let carve = (xf.as_ref(), yf.as_ref());
         let valid = (xv.as_ref(), yv.as_ref());
         match select_iterations(&ard, dims, carve, valid, &every_checkpoint, 1, progress) {
-            Ok(sel) if sel.best.valid_ll > selection.best.valid_ll => {
+            Ok(sel) if significantly_better(&sel.best_rows, &selection.best_rows, RELEVANCE_Z) => {
                 (method, selection) = (ard, sel);
                 search_options = &every_checkpoint;
             }
