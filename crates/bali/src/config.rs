@@ -182,7 +182,7 @@ pub struct BaliConfig {
     /// layers): the first layer's shrinkage `s` is spread over its input rows as `s r_i` with
     /// MacKay's relevance `r_i = sbar / (s_i + eps sbar)`, `s_i = |M_i|^2` the squared norm
     /// of input `i`'s row of the current mean (p - 1 input rows; the bias row is not shrunk),
-    /// `sbar` their mean and `eps = 1e-6` (so `r_i <= 1e6`), set every step. See
+    /// `sbar` their mean and `eps = 0.1` (so `r_i <= 10`), set every step. See
     /// [`crate::train`]'s `prior::set_relevance_shrinkage`.
     pub input_relevance: bool,
     /// Column covariance of the hidden layers.

@@ -612,3 +612,26 @@ pub fn run_split(
         ensemble: ens,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paired rule against its formula: a constant gain is significant at any `z` (zero
+    /// spread), a gain of 0.866 standard errors passes `z = 0.8` and fails `z = 0.9`, a loss
+    /// and mismatched or too short inputs never pass.
+    #[test]
+    fn significance_is_the_paired_mean_over_its_standard_error() {
+        let base = [0.1, -0.3, 0.5, 0.0];
+        let shifted: Vec<f64> = base.iter().map(|b| b + 0.2).collect();
+        assert!(significantly_better(&shifted, &base, 100.0));
+        assert!(!significantly_better(&base, &shifted, 0.0));
+        // d = (1, -1, 1, -1) + 0.5: mean 0.5, sd sqrt(4/3), se sqrt(1/3): 0.866 se.
+        let d = [1.5, -0.5, 1.5, -0.5];
+        let cand: Vec<f64> = base.iter().zip(d).map(|(b, d)| b + d).collect();
+        assert!(significantly_better(&cand, &base, 0.8));
+        assert!(!significantly_better(&cand, &base, 0.9));
+        assert!(!significantly_better(&cand[..3], &base, 0.0));
+        assert!(!significantly_better(&[1.0], &[0.0], 0.0));
+    }
+}

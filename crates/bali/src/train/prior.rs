@@ -49,8 +49,13 @@ pub(crate) fn set_shrinkage<T: Scalar>(prior: &mut Prior<T>, lambda: T, shrink: 
     }
 }
 
-/// Bound on the relevance ratio `r_i` of [`set_relevance_shrinkage`]: `r_i <= 1 / EPS`.
-pub(crate) const RELEVANCE_EPS: f64 = 1e-6;
+/// Floor of the relative prior variance in [`set_relevance_shrinkage`]: `r_i <= 1 / EPS =
+/// 10`, an input shrunk at most ten times the shared strength. With a floor near zero the
+/// feedback prunes for good, and a relevant input that a retrain's trajectory shrinks early
+/// is lost (measured on the wider benchmark, `docs/results/wider.md`: one friedman1 and one
+/// irrelevant split ended at test LL -4.7 and -4.1 with `1e-2`, training RMSE four times
+/// the carve's); `0.1` was the best of {1e-6, 0.01, 0.03, 0.1, 0.3} on 5 irrelevant splits.
+pub(crate) const RELEVANCE_EPS: f64 = 0.1;
 
 /// `Lambda_0 <- lambda I + shrink diag(r_1, ..., r_{p-1}, 0)`: the shrinkage of the first
 /// layer spread over its inputs by MacKay's automatic relevance determination. With `s_i =
@@ -63,9 +68,11 @@ pub(crate) const RELEVANCE_EPS: f64 = 1e-6;
 /// (`gamma_i <= q` the well-determined parameters of row `i`); with every parameter well
 /// determined (`gamma_i = q`) the ratio to the shared update `tau = (p - 1) q / sum_i s_i` is
 /// `sbar / s_i`. So `r_i` keeps the shared strength `shrink` as the mean prior variance
-/// (`mean_i 1 / r_i = 1` up to `eps`) and gives an input whose weights are small a stronger
-/// shrinkage, which makes them smaller: the weights of irrelevant inputs are driven to zero.
-/// `m` all zero (or a single row) leaves every `r_i = 1`. No allocation.
+/// (`mean_i 1 / r_i = 1 + eps`) and gives an input whose weights are small a stronger
+/// shrinkage, which makes them smaller: the weights of irrelevant inputs are driven towards
+/// zero. `eps sbar` floors every row's prior variance at a tenth of the mean, so no input
+/// is shrunk more than `shrink / eps`. `m` all zero (or a single row) leaves every `r_i =
+/// 1`. No allocation.
 pub(crate) fn set_relevance_shrinkage<T: Scalar>(
     prior: &mut Prior<T>,
     lambda: T,
@@ -156,8 +163,8 @@ mod tests {
         assert!(pr.precision[(0, 0)] > pr.precision[(2, 2)]);
     }
 
-    /// A zero mean (the first step) and a dead input: every `r_i = 1`, and a zero row is
-    /// bounded by `1 / eps` rather than infinite.
+    /// A zero mean (the first step) and a dead input: every `r_i = 1`, and a zero row gets
+    /// exactly the bound `1 / eps`.
     #[test]
     fn relevance_shrinkage_is_finite_at_zero_rows() {
         let (p, q) = (3, 2);
@@ -171,8 +178,7 @@ mod tests {
         set_relevance_shrinkage(&mut pr, 1.0, 2.0, m.as_ref());
         // s = (2, 0), sbar = 1: r_0 = 1 / (2 + eps), r_1 = 1 / eps.
         assert!((pr.precision[(0, 0)] - (1.0 + 2.0 / (2.0 + RELEVANCE_EPS))).abs() < 1e-12);
-        assert!((pr.precision[(1, 1)] - (1.0 + 2.0 / RELEVANCE_EPS)).abs() < 1e-3);
-        assert!(pr.precision[(1, 1)].is_finite());
+        assert!((pr.precision[(1, 1)] - (1.0 + 2.0 / RELEVANCE_EPS)).abs() < 1e-12);
         assert_eq!(pr.precision[(2, 2)], 1.0);
     }
 }
