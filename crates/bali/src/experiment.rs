@@ -35,12 +35,14 @@ pub struct ProtocolOptions {
     pub seed: u64,
     /// What chooses the options and the iteration count.
     pub criterion: Criterion,
-    /// After a grid of more than one point (carve criterion, a network with hidden layers),
+    /// After a grid of more than one point (carve criterion, a network with hidden layers
+    /// and more than one input),
     /// also try the winner with automatic relevance determination of the inputs
     /// ([`Method::with_input_relevance`]) and keep it where its carve log-likelihood is
-    /// higher by [`RELEVANCE_Z`] standard errors of the paired per-row differences. Its search checks every checkpoint up to `max_iterations` (patience
-    /// ignored): pruning the irrelevant inputs takes hundreds of iterations, after a plateau
-    /// that a short patience mistakes for the end.
+    /// higher by [`RELEVANCE_Z`] standard errors of the paired per-row differences. Its
+    /// search checks every checkpoint up to `max_iterations` (patience ignored): pruning
+    /// the irrelevant inputs takes hundreds of iterations, after a plateau that a short
+    /// patience mistakes for the end.
     pub relevance_stage: bool,
 }
 
@@ -522,7 +524,9 @@ pub fn run_split(
         ..options.clone()
     };
     let mut search_options = options;
-    let relevance = options.relevance_stage && grid.len() > 1 && !by_evidence && dims.len() > 2;
+    // A single input has nothing to spread the shrinkage over (r_1 = 1 / (1 + eps)).
+    let relevance =
+        options.relevance_stage && grid.len() > 1 && !by_evidence && dims.len() > 2 && dims[0] > 1;
     if let Some(ard) = method.with_input_relevance().filter(|_| relevance) {
         let carve = (xf.as_ref(), yf.as_ref());
         let valid = (xv.as_ref(), yv.as_ref());
