@@ -52,9 +52,10 @@ pub(crate) fn set_shrinkage<T: Scalar>(prior: &mut Prior<T>, lambda: T, shrink: 
 /// Floor of the relative prior variance in [`set_relevance_shrinkage`]: `r_i <= 1 / EPS =
 /// 10`, an input shrunk at most ten times the shared strength. With a floor near zero the
 /// feedback prunes for good, and a relevant input that a retrain's trajectory shrinks early
-/// is lost (measured on the wider benchmark, `docs/results/wider.md`: one friedman1 and one
-/// irrelevant split ended at test LL -4.7 and -4.1 with `1e-2`, training RMSE four times
-/// the carve's); `0.1` was the best of {1e-6, 0.01, 0.03, 0.1, 0.3} on 5 irrelevant splits.
+/// is lost (measured on the wider benchmark, `docs/results/wider.md`: a friedman1 split
+/// with `1e-6` and an irrelevant split with `0.01` ended at test LL -4.7 and -4.1, training
+/// RMSE four times the carve's); `0.1` was the best of {1e-6, 0.01, 0.03, 0.1, 0.3} on 5
+/// irrelevant splits.
 pub(crate) const RELEVANCE_EPS: f64 = 0.1;
 
 /// `Lambda_0 <- lambda I + shrink diag(r_1, ..., r_{p-1}, 0)`: the shrinkage of the first
