@@ -56,8 +56,10 @@ pub struct TrainOptions {
     pub wd_scale: Option<WdScale>,
     /// Automatic relevance determination of the inputs (BALI): `on` spreads the first
     /// layer's shrinkage over its inputs, each by MacKay's relevance `mean_k |W_k|^2 /
-    /// |W_i|^2` of its weights, so the weights of irrelevant inputs are driven to zero;
-    /// `off` (the default) shrinks every input alike. Acts only where `--wd` > 0.
+    /// (|W_i|^2 + 0.1 mean_k |W_k|^2)` (at most 10) of its weights, so the weights of
+    /// irrelevant inputs are driven towards zero; `off` shrinks every input alike. Unset,
+    /// `uci` and `fit` try `on` for the grid's winner and keep it where the carve gains more
+    /// than 2 standard errors. Acts only where `--wd` > 0.
     #[arg(long, value_parser = PossibleValuesParser::new(["on", "off"]).map(|s| s == "on"))]
     pub ard: Option<bool>,
     /// Prior precision lambda of the hidden layers (BALI), > 0.
