@@ -171,13 +171,9 @@ pub fn significantly_better(candidate: &[f64], incumbent: &[f64], z: f64) -> boo
     if n < 2 || incumbent.len() != n {
         return false;
     }
-    let d: Vec<f64> = candidate
-        .iter()
-        .zip(incumbent)
-        .map(|(a, b)| a - b)
-        .collect();
-    let mean = d.iter().sum::<f64>() / n as f64;
-    let var = d.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
+    let d = || candidate.iter().zip(incumbent).map(|(a, b)| a - b);
+    let mean = d().sum::<f64>() / n as f64;
+    let var = d().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
     mean > z * (var / n as f64).sqrt()
 }
 

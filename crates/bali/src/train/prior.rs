@@ -81,18 +81,25 @@ pub(crate) fn set_relevance_shrinkage<T: Scalar>(
     m: MatRef<'_, T>,
 ) {
     let (p, q) = (prior.p(), prior.q());
-    let row_norm = |i: usize| (0..q).fold(T::zero(), |acc, j| acc + m[(i, j)] * m[(i, j)]);
     let inputs = p.saturating_sub(1);
-    let sbar =
-        (0..inputs).fold(T::zero(), |acc, i| acc + row_norm(i)) / T::of(inputs.max(1) as f64);
-    for i in 0..p {
-        prior.precision[(i, i)] = if i + 1 == p {
-            lambda
-        } else if sbar > T::zero() {
-            lambda + shrink * sbar / (row_norm(i) + T::of(RELEVANCE_EPS) * sbar)
+    // First pass: each input row's s_i, kept in the diagonal it is about to replace.
+    let mut total = T::zero();
+    for i in 0..inputs {
+        let s_i = (0..q).fold(T::zero(), |acc, j| acc + m[(i, j)] * m[(i, j)]);
+        prior.precision[(i, i)] = s_i;
+        total += s_i;
+    }
+    let sbar = total / T::of(inputs.max(1) as f64);
+    for i in 0..inputs {
+        let s_i = prior.precision[(i, i)];
+        prior.precision[(i, i)] = if sbar > T::zero() {
+            lambda + shrink * sbar / (s_i + T::of(RELEVANCE_EPS) * sbar)
         } else {
             lambda + shrink
         };
+    }
+    if p > 0 {
+        prior.precision[(p - 1, p - 1)] = lambda;
     }
 }
 
