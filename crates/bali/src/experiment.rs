@@ -187,10 +187,9 @@ pub fn calibrate_sigma2(samples: &[Mat<f64>], y: MatRef<'_, f64>) -> (f64, f64) 
 /// standardized units).
 pub fn calibrate_sigma2_above(samples: &[Mat<f64>], y: MatRef<'_, f64>, floor: f64) -> (f64, f64) {
     let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
-    let mean_ll = |log_s2: f64| {
-        let ll = metrics::gaussian_mixture_log_lik(&refs, log_s2.exp(), y, 1.0);
-        ll.iter().sum::<f64>() / ll.len().max(1) as f64
-    };
+    let mut mixture = metrics::MixtureResiduals::new(&refs, y);
+    let mut rows = vec![0.0; y.nrows()];
+    let mean_ll = |log_s2: f64| mixture.mean_log_lik(log_s2.exp(), 1.0, &mut rows);
     // 12-point grid over [max(1e-6, floor), 10], then golden section to 1e-3 of the range
     // (~0.016 in log sigma^2 from 1e-6): about 25 evaluations of the mixture.
     let lo = floor.clamp(1e-6, 1.0).ln();
