@@ -56,6 +56,12 @@ pub struct UciArgs {
     /// `docs/results/wider.md` compares them).
     #[arg(long, default_value = "carve")]
     pub select: Criterion,
+    /// The one-standard-error rule of the grid's choice: the most regularized grid point
+    /// (largest weight decay) whose carve log-likelihood is within this many standard errors
+    /// of the paired per-row differences of the best point's, >= 0 (0: the best point;
+    /// `docs/results/wider.md` measures 1 against it).
+    #[arg(long, default_value_t = 0.0, value_parser = |s: &str| v::PARSIMONY.parse(s))]
+    pub parsimony: f64,
     /// Only the default options (no held-out grid over options).
     #[arg(long)]
     pub no_grid: bool,
@@ -196,6 +202,7 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         seed: args.seed,
         criterion: args.select,
         relevance_stage: preset.relevance_stage(&args.train.overrides()),
+        parsimony: args.parsimony,
         ..ProtocolOptions::default()
     };
     let dims = args.train.dims(ds.n_features(), ds.n_hidden);

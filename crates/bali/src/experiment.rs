@@ -44,6 +44,14 @@ pub struct ProtocolOptions {
     /// the irrelevant inputs takes hundreds of iterations, after a plateau that a short
     /// patience mistakes for the end.
     pub relevance_stage: bool,
+    /// The grid point chosen on the carve (carve criterion, more than one point): the most
+    /// regularized one (largest weight decay, [`weight_decay`]) among those whose carve
+    /// log-likelihood is within `parsimony` standard errors of the best point's (the paired
+    /// per-row differences, as [`significantly_better`] measures them), the best carve
+    /// log-likelihood among equals: the one-standard-error rule of cross-validation
+    /// (Breiman et al. 1984; Hastie, Tibshirani and Friedman, section 7.10) against the
+    /// winner's curse of a small carve. 0: the best point.
+    pub parsimony: f64,
 }
 
 /// What the protocol maximizes to choose a grid point and its iteration count.
@@ -94,6 +102,7 @@ impl Default for ProtocolOptions {
             seed: 0,
             criterion: Criterion::Carve,
             relevance_stage: false,
+            parsimony: 0.0,
         }
     }
 }
@@ -110,6 +119,7 @@ impl ProtocolOptions {
             v::PATIENCE.check(self.patience)?;
         }
         v::THREADS.check(self.threads)?;
+        v::PARSIMONY.check(self.parsimony)?;
         v::Real {
             option: "carve",
             ..v::TEST_FRACTION
@@ -175,6 +185,50 @@ pub fn significantly_better(candidate: &[f64], incumbent: &[f64], z: f64) -> boo
     let mean = d().sum::<f64>() / n as f64;
     let var = d().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64;
     mean > z * (var / n as f64).sqrt()
+}
+
+/// The weight decay of a grid point, the strength of its prior on the weights: BALI's `wd`
+/// (the grid's axis {0, 1, 10 in units of the mean curvature} is in increasing strength:
+/// `wd = 1` absolute is the curvature-weighted penalty of weight about 1 in those units at
+/// `alpha = 1`), MAP's decoupled `weight_decay`.
+pub fn weight_decay(method: &Method) -> f64 {
+    match method {
+        Method::Bali(c) => c.wd,
+        Method::Map(c) => c.weight_decay,
+    }
+}
+
+/// The index into `points` ((grid point, selection) pairs, at least one) that
+/// [`ProtocolOptions::parsimony`] `z` chooses: the largest [`weight_decay`] among the points
+/// whose per-row carve log-likelihoods the best point's do not beat by more than `z`
+/// standard errors ([`significantly_better`]), the highest carve log-likelihood among those
+/// of that decay. `z = 0` keeps only points level with the best (so the best wins but for
+/// exact ties of every row).
+pub fn parsimonious_choice(points: &[(&Method, &Selection)], z: f64) -> usize {
+    let best = (0..points.len())
+        .reduce(|a, b| {
+            if points[b].1.best.valid_ll > points[a].1.best.valid_ll {
+                b
+            } else {
+                a
+            }
+        })
+        .unwrap_or(0);
+    if z <= 0.0 {
+        return best;
+    }
+    let best_rows = &points[best].1.best_rows;
+    let mut chosen = best;
+    for (k, (method, sel)) in points.iter().enumerate() {
+        let within = !significantly_better(best_rows, &sel.best_rows, z);
+        let (wd, wd_chosen) = (weight_decay(method), weight_decay(points[chosen].0));
+        let better = wd > wd_chosen
+            || (wd == wd_chosen && sel.best.valid_ll > points[chosen].1.best.valid_ll);
+        if within && better {
+            chosen = k;
+        }
+    }
+    chosen
 }
 
 /// Held-out log-likelihood at the best predictive `sigma^2` (1-D search over `log sigma^2`),
@@ -475,7 +529,7 @@ pub fn run_split(
             });
         }
     }
-    let mut chosen: Option<(usize, Selection)> = None;
+    let mut searched: Vec<(usize, Selection)> = Vec::new();
     let mut last_failure: Option<String> = None;
     for (g, method) in grid.iter().enumerate() {
         let members = if grid.len() == 1 { options.members } else { 1 };
@@ -501,17 +555,19 @@ pub fn run_split(
             }
             Err(e) => return Err(e),
         };
-        if chosen
-            .as_ref()
-            .is_none_or(|(_, c)| sel.best.valid_ll > c.best.valid_ll)
-        {
-            chosen = Some((g, sel));
-        }
+        searched.push((g, sel));
     }
-    let (g, mut selection) = chosen.ok_or_else(|| BaliError::AllDiverged {
-        grid: grid.len(),
-        last: last_failure.unwrap_or_default(),
-    })?;
+    if searched.is_empty() {
+        return Err(BaliError::AllDiverged {
+            grid: grid.len(),
+            last: last_failure.unwrap_or_default(),
+        });
+    }
+    // The evidence has no per-row terms to compare: its best point.
+    let z = if by_evidence { 0.0 } else { options.parsimony };
+    let points: Vec<(&Method, &Selection)> = searched.iter().map(|(g, s)| (&grid[*g], s)).collect();
+    let k = parsimonious_choice(&points, z);
+    let (g, mut selection) = searched.swap_remove(k);
     let mut method = grid[g].clone();
     // The relevance stage: the winner with relevance determination, every checkpoint.
     let every_checkpoint = ProtocolOptions {
@@ -632,5 +688,48 @@ mod tests {
         assert!(!significantly_better(&cand, &base, 0.9));
         assert!(!significantly_better(&cand[..3], &base, 0.0));
         assert!(!significantly_better(&[1.0], &[0.0], 0.0));
+    }
+
+    /// The one-standard-error rule: a stronger decay within `z` paired standard errors of
+    /// the best is chosen, one beyond it is not, the best among equal decays wins, and
+    /// `z = 0` is the plain argmax.
+    #[test]
+    fn parsimony_takes_the_strongest_decay_within_z_standard_errors() {
+        let point = |wd: f64| {
+            Method::Bali(crate::BaliConfig {
+                wd,
+                ..crate::BaliConfig::default()
+            })
+        };
+        let selection = |rows: Vec<f64>| Selection {
+            best: Checkpoint {
+                iterations: 1,
+                valid_ll: rows.iter().sum::<f64>() / rows.len() as f64,
+                valid_rmse: 0.0,
+                sigma2: 1.0,
+            },
+            curve: Vec::new(),
+            best_rows: rows,
+        };
+        let base = vec![0.1, -0.3, 0.5, 0.0];
+        // Behind the best by d = 0.5 + (1, -1, 1, -1): 0.866 standard errors.
+        let behind: Vec<f64> = base
+            .iter()
+            .zip([1.5, -0.5, 1.5, -0.5])
+            .map(|(b, d)| b - d)
+            .collect();
+        let (m0, m1, m10) = (point(0.0), point(1.0), point(10.0));
+        let (best, near) = (selection(base.clone()), selection(behind.clone()));
+        let far = selection(base.iter().map(|b| b - 0.2).collect());
+        let points = [(&m0, &best), (&m10, &near), (&m1, &far)];
+        assert_eq!(parsimonious_choice(&points, 0.0), 0);
+        assert_eq!(parsimonious_choice(&points, 0.9), 1);
+        assert_eq!(parsimonious_choice(&points, 0.8), 0);
+        // A constant loss has no spread: never within, whatever z.
+        assert_eq!(parsimonious_choice(&[(&m0, &best), (&m1, &far)], 5.0), 0);
+        // Among equal decays within z, the higher carve figure.
+        let nearer = selection(behind.iter().map(|b| b + 1e-3).collect());
+        let points = [(&m0, &best), (&m10, &near), (&m10, &nearer)];
+        assert_eq!(parsimonious_choice(&points, 0.9), 2);
     }
 }

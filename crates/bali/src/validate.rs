@@ -199,6 +199,8 @@ pub const WD: Real = real("wd", 0.0, false, 1e8, false);
 pub const LAMBDA: Real = real("lambda", 1e-12, false, 1e8, false);
 /// EMA forgetting factor beta.
 pub const BETA: Real = real("beta", 0.0, false, 1.0, true);
+/// Standard errors of the one-standard-error rule of the grid's choice.
+pub const PARSIMONY: Real = real("parsimony", 0.0, false, 10.0, false);
 /// Fraction of the rows held out for testing.
 pub const TEST_FRACTION: Real = real("test-fraction", 0.0, true, 1.0, true);
 /// Probability of a central predictive interval.
