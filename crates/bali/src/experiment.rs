@@ -243,7 +243,17 @@ pub fn calibrate_sigma2_above(samples: &[Mat<f64>], y: MatRef<'_, f64>, floor: f
     let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
     let mut mixture = metrics::MixtureResiduals::new(&refs, y);
     let mut rows = vec![0.0; y.nrows()];
-    let mean_ll = |log_s2: f64| mixture.mean_log_lik(log_s2.exp(), 1.0, &mut rows);
+    search_sigma2(&mut mixture, floor, &mut rows)
+}
+
+/// The search of [`calibrate_sigma2_above`] on the residuals of its samples; `rows` (length
+/// `n`) is scratch.
+fn search_sigma2(
+    mixture: &mut metrics::MixtureResiduals,
+    floor: f64,
+    rows: &mut [f64],
+) -> (f64, f64) {
+    let mean_ll = |log_s2: f64| mixture.mean_log_lik(log_s2.exp(), 1.0, rows);
     // 12-point grid over [max(1e-6, floor), 10], then golden section to 1e-3 of the range
     // (~0.016 in log sigma^2 from 1e-6): about 25 evaluations of the mixture.
     let lo = floor.clamp(1e-6, 1.0).ln();
@@ -375,10 +385,13 @@ pub fn select_iterations(
         // learned Sigma_L; a held-out carve of a few dozen rows otherwise can pick a noise
         // level an order of magnitude below the network's own residual variance (yacht).
         let floor = learned_noise(ens).unwrap_or(0.0);
-        let (sigma2, valid_ll) = calibrate_sigma2_above(&samples, yv, floor);
         let refs: Vec<MatRef<'_, f64>> = samples.iter().map(|s| s.as_ref()).collect();
+        let mut mixture = metrics::MixtureResiduals::new(&refs, yv);
+        let mut rows = vec![0.0; yv.nrows()];
+        let (sigma2, valid_ll) = search_sigma2(&mut mixture, floor, &mut rows);
+        // The per-row figures at the chosen noise, from the same residuals.
+        mixture.log_lik_into(sigma2, 1.0, &mut rows);
         let mean = metrics::predictive_mean(&refs);
-        let rows = metrics::gaussian_mixture_log_lik(&refs, sigma2, yv, 1.0);
         let cp = Checkpoint {
             iterations: c,
             valid_ll,
