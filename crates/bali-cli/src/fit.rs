@@ -173,10 +173,11 @@ pub fn run(args: &FitArgs, out: &mut dyn Write) -> Result<(), crate::CliError> {
         members,
         samples,
         max_iterations: args.max_iterations,
-        patience: preset.patience(),
+        patience: preset.patience(batch),
         seed: args.seed,
         threads: args.train.options.threads.unwrap_or(1),
         relevance_stage: preset.relevance_stage(&args.train.overrides()),
+        parsimony: preset.parsimony(),
         ..ProtocolOptions::default()
     };
     writeln!(

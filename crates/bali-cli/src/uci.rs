@@ -47,7 +47,7 @@ pub struct UciArgs {
     pub max_iterations: Option<usize>,
     /// Checkpoints without held-out improvement after which the carve search of a grid point
     /// stops, >= 1, or `all` (every checkpoint up to the cap; the best is taken) [default: the
-    /// method's, 2 for BALI, all for map].
+    /// method's, 2 for full-batch BALI, all for mini-batch BALI and for map].
     #[arg(long, value_parser = parse_patience)]
     pub patience: Option<usize>,
     /// What chooses the options and the iteration count: `carve`, the held-out
@@ -58,10 +58,11 @@ pub struct UciArgs {
     pub select: Criterion,
     /// The one-standard-error rule of the grid's choice: the most regularized grid point
     /// (largest weight decay) whose carve log-likelihood is within this many standard errors
-    /// of the paired per-row differences of the best point's, >= 0 (0: the best point;
-    /// `docs/results/wider.md` measures 1 against it).
-    #[arg(long, default_value_t = 0.0, value_parser = |s: &str| v::PARSIMONY.parse(s))]
-    pub parsimony: f64,
+    /// of the paired per-row differences of the best point's, >= 0 (0: the best point)
+    /// [default: the method's, 1 for BALI, 0 for map; `docs/results/wider.md` measures 1
+    /// against 0].
+    #[arg(long, value_parser = |s: &str| v::PARSIMONY.parse(s))]
+    pub parsimony: Option<f64>,
     /// Only the default options (no held-out grid over options).
     #[arg(long)]
     pub no_grid: bool,
@@ -197,12 +198,12 @@ pub fn run(args: &UciArgs, out: &mut dyn Write) -> Result<UciSummary, crate::Cli
         members,
         samples,
         max_iterations,
-        patience: args.patience.unwrap_or(preset.patience()),
+        patience: args.patience.unwrap_or(preset.patience(batch)),
         threads: args.train.options.threads.unwrap_or(1),
         seed: args.seed,
         criterion: args.select,
         relevance_stage: preset.relevance_stage(&args.train.overrides()),
-        parsimony: args.parsimony,
+        parsimony: args.parsimony.unwrap_or(preset.parsimony()),
         ..ProtocolOptions::default()
     };
     let dims = args.train.dims(ds.n_features(), ds.n_hidden);
